@@ -1,0 +1,1 @@
+"""The checker: claim registry, cross-checks, certificates, strategies, runner, reports and CLI."""

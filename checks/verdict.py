@@ -1,0 +1,87 @@
+"""The Verdict record and its stable JSON form (other tools read it).
+
+One object per claim: ``claim, kind, status, expect, instances, dps, seed, elapsed_s``
+and, by kind, ``agreement_digits`` (identities: the minimum over instances),
+``worst_margin``, ``counterexample`` (a replayable instance), ``p_value`` with
+``level``, ``tightest_constant``. ``details`` holds claim-specific evidence and
+``message`` a one-sentence human summary of what was certified, sampled or refuted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Status = Literal["verified", "certified", "refuted", "consistent", "rejected", "inconclusive", "error"]
+STATUSES: tuple[str, ...] = ("verified", "certified", "refuted", "consistent", "rejected", "inconclusive", "error")
+#: Statuses that mean "the claim holds on what was checked".
+HOLDS = frozenset({"verified", "certified", "consistent"})
+#: Statuses that mean "the claim was shown false".
+FAILS = frozenset({"refuted", "rejected"})
+
+_RANK = {"verified": 0, "certified": 0, "consistent": 0, "inconclusive": 1, "refuted": 2, "rejected": 2, "error": 3}
+
+
+def worst_status(statuses: list[str], default: str = "verified") -> str:
+    """The most severe status of a list (error > refuted/rejected > inconclusive > holds)."""
+    if not statuses:
+        return default
+    return max(statuses, key=lambda s: _RANK[s])
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: non-finite floats become strings, tuples become lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalar
+        return _clean(value.item())
+    return value
+
+
+@dataclass
+class Verdict:
+    """The outcome of one claim over a set of instances."""
+
+    claim: str
+    kind: str
+    status: str
+    expect: str
+    instances: int
+    dps: int | None
+    seed: int | None
+    elapsed_s: float = 0.0
+    agreement_digits: float | None = None
+    worst_margin: float | None = None
+    counterexample: dict[str, Any] | None = None
+    p_value: float | None = None
+    level: float | None = None
+    tightest_constant: float | None = None
+    stated_constant: float | None = None
+    message: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+
+    @property
+    def ok(self) -> bool:
+        """True when the verdict matches what the registry expects.
+
+        A claim expected to hold is ok when it holds; an open question is ok
+        once it is settled either way (holds or shown false); an error never is.
+        """
+        if self.status == "error":
+            return False
+        if self.expect == "holds":
+            return self.status in HOLDS
+        return self.status in HOLDS | FAILS
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = _clean(asdict(self))
+        return out

@@ -1,0 +1,190 @@
+r"""The numpy float64 fast path for the quantities of :mod:`proofs_numeric.mp`.
+
+Vectorized over contexts and pairs, same conventions (a sampler is a pair-weight
+array q of shape (m, K, K)). Stable forms: log-sum-exp with the max subtracted,
+softplus via log1p, sigma' as e^{-|u|}/(1+e^{-|u|})^2, and the Laplacian form E17
+with the diagonal of W zeroed and Phi_x centred per context.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .instance import Instance
+
+F = NDArray[np.float64]
+
+
+def sigma(t: Any) -> F:
+    t = np.asarray(t, dtype=np.float64)
+    e = np.exp(-np.abs(t))
+    return np.asarray(np.where(t >= 0, 1.0 / (1.0 + e), e / (1.0 + e)))
+
+
+def sigma_prime(t: Any) -> F:
+    e = np.exp(-np.abs(np.asarray(t, dtype=np.float64)))
+    return np.asarray(e / (1.0 + e) ** 2)
+
+
+def softplus(t: Any) -> F:
+    t = np.asarray(t, dtype=np.float64)
+    return np.asarray(np.maximum(t, 0.0) + np.log1p(np.exp(-np.abs(t))))
+
+
+def log_partition(inst: Instance, theta: Any) -> F:
+    """A_x(theta) for every context, shape (m,)."""
+    a = np.log(inst.pi_ref) + inst.phi @ np.asarray(theta, dtype=np.float64)
+    top = a.max(axis=1)
+    return np.asarray(top + np.log(np.exp(a - top[:, None]).sum(axis=1)))
+
+
+def log_policy(inst: Instance, theta: Any) -> F:
+    a = np.log(inst.pi_ref) + inst.phi @ np.asarray(theta, dtype=np.float64)
+    top = a.max(axis=1, keepdims=True)
+    return np.asarray(a - top - np.log(np.exp(a - top).sum(axis=1, keepdims=True)))
+
+
+def policy(inst: Instance, theta: Any) -> F:
+    """pi_theta(y|x), shape (m, K)."""
+    return np.asarray(np.exp(log_policy(inst, theta)))
+
+
+def mean_feature(inst: Instance, theta: Any) -> F:
+    """mu_theta(x), shape (m, d)."""
+    return np.asarray(np.einsum("xy,xyd->xd", policy(inst, theta), inst.phi))
+
+
+def feature_cov(inst: Instance, theta: Any) -> F:
+    """S_theta(x), shape (m, d, d), centred form."""
+    p = policy(inst, theta)
+    c = inst.phi - np.einsum("xy,xyd->xd", p, inst.phi)[:, None, :]
+    return np.asarray(np.einsum("xy,xyi,xyj->xij", p, c, c))
+
+
+def _z(inst: Instance) -> F:
+    """z(x,y,y') for all pairs, shape (m, K, K, d)."""
+    return np.asarray(inst.phi[:, :, None, :] - inst.phi[:, None, :, :])
+
+
+def dpo_loss(inst: Instance, theta: Any, x: int, y: int, yp: int, o: int) -> float:
+    z = inst.phi[x, y] - inst.phi[x, yp]
+    return float(softplus(-o * inst.beta * float(np.dot(theta, z))))
+
+
+def dpo_grad(inst: Instance, theta: Any, x: int, y: int, yp: int, o: int) -> F:
+    z = inst.phi[x, y] - inst.phi[x, yp]
+    return np.asarray(-o * inst.beta * sigma(-o * inst.beta * float(np.dot(theta, z))) * z)
+
+
+def dpo_hess(inst: Instance, theta: Any, x: int, y: int, yp: int) -> F:
+    z = inst.phi[x, y] - inst.phi[x, yp]
+    return np.asarray(inst.beta**2 * sigma_prime(inst.beta * float(np.dot(theta, z))) * np.outer(z, z))
+
+
+def onpolicy_pairs(inst: Instance, theta: Any) -> F:
+    p = policy(inst, theta)
+    return np.asarray(p[:, :, None] * p[:, None, :])
+
+
+def policy_pairs(probs: Any) -> F:
+    p = np.asarray(probs, dtype=np.float64)
+    return np.asarray(p[:, :, None] * p[:, None, :])
+
+
+def _scores(inst: Instance, theta: Any) -> F:
+    """<theta, z(x,y,y')> = s_y - s_y' with s = phi theta, shape (m, K, K)."""
+    s = inst.phi @ np.asarray(theta, dtype=np.float64)
+    return np.asarray(s[:, :, None] - s[:, None, :])
+
+
+def population_loss(inst: Instance, q: Any, theta: Any) -> float:
+    q = np.asarray(q, dtype=np.float64)
+    b = inst.beta
+    h, hs = _scores(inst, theta), _scores(inst, inst.theta_star)
+    p = sigma(b * hs)
+    val = p * softplus(-b * h) + (1 - p) * softplus(b * h)
+    return float(np.einsum("x,xab,xab->", inst.rho, q, val))
+
+
+def population_grad(inst: Instance, q: Any, theta: Any) -> F:
+    q = np.asarray(q, dtype=np.float64)
+    b = inst.beta
+    c = b * (sigma(b * _scores(inst, theta)) - sigma(b * _scores(inst, inst.theta_star)))
+    return np.asarray(np.einsum("x,xab,xab,xabd->d", inst.rho, q, c, _z(inst)))
+
+
+def _laplacian_sum(inst: Instance, W: F) -> F:
+    """sum_x 2 Phi_x^T (diag(W 1) - W) Phi_x with W symmetrized, diagonal zeroed, Phi_x centred (E17)."""
+    W = 0.5 * (W + np.swapaxes(W, 1, 2))
+    idx = np.arange(inst.K)
+    W[:, idx, idx] = 0.0
+    P = inst.phi - inst.phi.mean(axis=1, keepdims=True)
+    deg = W.sum(axis=2)
+    lap = np.einsum("xy,xyi,xyj->ij", deg, P, P) - np.einsum("xab,xai,xbj->ij", W, P, P)
+    return np.asarray(2.0 * lap)
+
+
+def fisher(inst: Instance, q: Any, theta: Any) -> F:
+    """I_q(theta) = beta^2 E_q[sigma'(beta <theta,z>) z z^T], Laplacian form (E10, E17)."""
+    q = np.asarray(q, dtype=np.float64)
+    W = inst.rho[:, None, None] * q * sigma_prime(inst.beta * _scores(inst, theta))
+    return np.asarray(inst.beta**2 * _laplacian_sum(inst, W))
+
+
+population_hess = fisher
+
+
+def fisher_pairsum(inst: Instance, q: Any, theta: Any) -> F:
+    """I_q(theta) as the direct pair sum (O(K^2 d^2) per context), for comparison."""
+    q = np.asarray(q, dtype=np.float64)
+    z = _z(inst)
+    w = inst.rho[:, None, None] * q * sigma_prime(inst.beta * _scores(inst, theta))
+    return np.asarray(inst.beta**2 * np.einsum("xab,xabi,xabj->ij", w, z, z))
+
+
+def score_outer(inst: Instance, q: Any, theta: Any) -> F:
+    q = np.asarray(q, dtype=np.float64)
+    b = inst.beta
+    h = _scores(inst, theta)
+    p = sigma(b * _scores(inst, inst.theta_star))
+    g2 = b**2 * (p * sigma(-b * h) ** 2 + (1 - p) * sigma(b * h) ** 2)
+    z = _z(inst)
+    return np.asarray(np.einsum("x,xab,xab,xabi,xabj->ij", inst.rho, q, g2, z, z))
+
+
+def pair_cov(inst: Instance, q: Any) -> F:
+    """Sigma_q = E_q[z z^T], Laplacian form (E17)."""
+    q = np.asarray(q, dtype=np.float64)
+    return _laplacian_sum(inst, inst.rho[:, None, None] * q)
+
+
+def pair_cov_pairsum(inst: Instance, q: Any) -> F:
+    q = np.asarray(q, dtype=np.float64)
+    z = _z(inst)
+    return np.asarray(np.einsum("x,xab,xabi,xabj->ij", inst.rho, q, z, z))
+
+
+def expected_feature_cov(inst: Instance, theta: Any) -> F:
+    return np.asarray(np.einsum("x,xij->ij", inst.rho, feature_cov(inst, theta)))
+
+
+def kl_rows(p: Any, q: Any) -> F:
+    p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(p > 0, p * (np.log(p) - np.log(q)), 0.0)
+    return np.asarray(t.sum(axis=-1))
+
+
+def gibbs_objective(inst: Instance, probs: Any) -> float:
+    p = np.asarray(probs, dtype=np.float64)
+    r = inst.beta * (inst.phi @ inst.theta_star)
+    return float(inst.rho @ ((p * r).sum(axis=1) - inst.beta * kl_rows(p, inst.pi_ref)))
+
+
+def gibbs_objective_closed(inst: Instance, probs: Any) -> float:
+    p = np.asarray(probs, dtype=np.float64)
+    star = policy(inst, inst.theta_star)
+    return float(inst.beta * (inst.rho @ (log_partition(inst, inst.theta_star) - kl_rows(p, star))))

@@ -1,0 +1,243 @@
+"""The validated problem instance of THEORY.md section 1.
+
+An :class:`Instance` holds contexts x in {0..m-1} with weights rho, per-context
+feature matrices phi[x] (K x d), a reference policy pi_ref (m x K), beta > 0 and
+the target parameter theta*. All numbers are float64; the high-precision code
+treats each float as the exact binary rational it is, so an instance means the
+same thing at every precision.
+
+Validation happens on construction and every failure raises
+:class:`~proofs_numeric.errors.InvalidInstance` naming the field and the value.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .errors import InvalidInstance
+
+#: Tolerance on sum(rho) = 1 and on each row sum of pi_ref.
+SUM_TOL = 1e-9
+
+FloatArray = NDArray[np.float64]
+
+
+def _as_array(value: Any, name: str, ndim: int) -> FloatArray:
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInstance(f"{name} must be a numeric array, got {_short(value)} ({exc})") from None
+    if arr.ndim != ndim:
+        raise InvalidInstance(f"{name} must have {ndim} dimension(s), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        raise InvalidInstance(f"{name} must be finite, got {name}{list(bad)}={arr[bad]}")
+    arr.setflags(write=False)
+    return arr
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@dataclass(frozen=True, eq=False)
+class Instance:
+    """A finite preference-learning instance (THEORY.md section 1).
+
+    Parameters
+    ----------
+    rho : (m,) context weights, positive, summing to 1 within ``SUM_TOL``.
+    phi : (m, K, d) features phi(x, y).
+    pi_ref : (m, K) reference policy, positive rows summing to 1 within ``SUM_TOL``.
+    beta : KL weight, beta > 0.
+    theta_star : (d,) target parameter.
+    name : a label for reports.
+    """
+
+    rho: FloatArray
+    phi: FloatArray
+    pi_ref: FloatArray
+    beta: float
+    theta_star: FloatArray
+    name: str = "instance"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        rho = _as_array(self.rho, "rho", 1)
+        phi = _as_array(self.phi, "phi", 3)
+        pi_ref = _as_array(self.pi_ref, "pi_ref", 2)
+        theta = _as_array(self.theta_star, "theta_star", 1)
+        m, K, d = phi.shape
+        if m < 1 or K < 2 or d < 1:
+            raise InvalidInstance(f"phi must have shape (m>=1, K>=2, d>=1), got shape {phi.shape}")
+        if rho.shape != (m,):
+            raise InvalidInstance(f"rho must have shape ({m},) to match phi, got shape {rho.shape}")
+        if pi_ref.shape != (m, K):
+            raise InvalidInstance(f"pi_ref must have shape ({m}, {K}) to match phi, got shape {pi_ref.shape}")
+        if theta.shape != (d,):
+            raise InvalidInstance(f"theta_star must have shape ({d},) to match phi, got shape {theta.shape}")
+        if np.any(rho <= 0):
+            i = int(np.argmin(rho))
+            raise InvalidInstance(f"rho must be positive, got rho[{i}]={rho[i]!r}")
+        if abs(math.fsum(rho.tolist()) - 1.0) > SUM_TOL:
+            raise InvalidInstance(f"rho must sum to 1 (tolerance {SUM_TOL:g}), got sum(rho)={math.fsum(rho.tolist())!r}")
+        if np.any(pi_ref <= 0):
+            x, y = (int(i) for i in np.argwhere(pi_ref <= 0)[0])
+            raise InvalidInstance(f"pi_ref must be positive, got pi_ref[{x}][{y}]={pi_ref[x, y]!r}")
+        for x in range(m):
+            s = math.fsum(pi_ref[x].tolist())
+            if abs(s - 1.0) > SUM_TOL:
+                raise InvalidInstance(f"pi_ref rows must sum to 1 (tolerance {SUM_TOL:g}), got sum(pi_ref[{x}])={s!r}")
+        beta = self.beta
+        if isinstance(beta, bool) or not isinstance(beta, (int, float, np.floating, np.integer)):
+            raise InvalidInstance(f"beta must be a number, got beta={_short(beta)}")
+        beta = float(beta)
+        if not math.isfinite(beta) or beta <= 0:
+            raise InvalidInstance(f"beta must be finite and > 0, got beta={beta!r}")
+        if not isinstance(self.name, str):
+            raise InvalidInstance(f"name must be a string, got name={_short(self.name)}")
+        # identifiability: the differences z(x,y,y') = phi(x,y) - phi(x,0) span R^d
+        zs = (phi - phi[:, :1, :]).reshape(-1, d)
+        rank = int(np.linalg.matrix_rank(zs)) if zs.size else 0
+        if rank < d:
+            raise InvalidInstance(
+                f"phi differences must span R^d (identifiability), got rank {rank} < d={d}"
+            )
+        object.__setattr__(self, "rho", rho)
+        object.__setattr__(self, "phi", phi)
+        object.__setattr__(self, "pi_ref", pi_ref)
+        object.__setattr__(self, "theta_star", theta)
+        object.__setattr__(self, "beta", beta)
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def m(self) -> int:
+        return int(self.phi.shape[0])
+
+    @property
+    def K(self) -> int:
+        return int(self.phi.shape[1])
+
+    @property
+    def d(self) -> int:
+        return int(self.phi.shape[2])
+
+    @property
+    def D_x(self) -> FloatArray:
+        """D_x = max_{y,y'} ||phi(x,y) - phi(x,y')||_2 per context (float64)."""
+        diff = self.phi[:, :, None, :] - self.phi[:, None, :, :]
+        return np.asarray(np.sqrt((diff**2).sum(-1)).max(axis=(1, 2)), dtype=np.float64)
+
+    @property
+    def D(self) -> float:
+        """D = max_x D_x."""
+        return float(self.D_x.max())
+
+    def with_theta_star(self, theta_star: Any) -> Instance:
+        return Instance(self.rho, self.phi, self.pi_ref, self.beta, theta_star, self.name, dict(self.meta))
+
+    # --------------------------------------------------------- serialization
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "beta": self.beta,
+            "rho": self.rho.tolist(),
+            "theta_star": self.theta_star.tolist(),
+            "pi_ref": self.pi_ref.tolist(),
+            "phi": self.phi.tolist(),
+            "meta": {k: v for k, v in self.meta.items() if isinstance(v, (str, int, float, bool))},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Instance:
+        if not isinstance(data, dict):
+            raise InvalidInstance(f"instance must be a table/object, got {type(data).__name__}")
+        required = ("rho", "phi", "pi_ref", "beta", "theta_star")
+        for key in required:
+            if key not in data:
+                raise InvalidInstance(f"{key} is missing from the instance (required: {', '.join(required)})")
+        unknown = sorted(set(data) - set(required) - {"name", "meta"})
+        if unknown:
+            raise InvalidInstance(f"{unknown[0]} is not an instance field (allowed: {', '.join(required)}, name, meta)")
+        meta = data.get("meta", {})
+        if not isinstance(meta, dict):
+            raise InvalidInstance(f"meta must be a table, got {_short(meta)}")
+        return cls(
+            rho=data["rho"],
+            phi=data["phi"],
+            pi_ref=data["pi_ref"],
+            beta=data["beta"],
+            theta_star=data["theta_star"],
+            name=data.get("name", "instance"),
+            meta=dict(meta),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    def to_toml(self) -> str:
+        d = self.to_dict()
+        lines = [f"name = {json.dumps(d['name'])}", f"beta = {_toml_float(d['beta'])}"]
+        for key in ("rho", "theta_star", "pi_ref", "phi"):
+            lines.append(f"{key} = {_toml_array(d[key])}")
+        if d["meta"]:
+            lines.append("")
+            lines.append("[meta]")
+            for k, v in d["meta"].items():
+                lines.append(f"{json.dumps(k)} = {_toml_scalar(v)}")
+        return "\n".join(lines) + "\n"
+
+    def save(self, path: str | Path) -> None:
+        """Write as TOML (``.toml``) or JSON (any other suffix), atomically."""
+        path = Path(path)
+        text = self.to_toml() if path.suffix == ".toml" else self.to_json()
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Instance:
+        """Read an instance from a TOML or JSON file."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise InvalidInstance(f"instance file {str(path)!r} cannot be read: {exc.strerror}") from None
+        try:
+            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+            raise InvalidInstance(f"instance file {str(path)!r} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
+        return cls.from_dict(data)
+
+    def __repr__(self) -> str:
+        return f"Instance(name={self.name!r}, m={self.m}, K={self.K}, d={self.d}, beta={self.beta!r})"
+
+
+def _toml_float(v: float) -> str:
+    r = repr(float(v))
+    return r if ("." in r or "e" in r) else r + ".0"
+
+
+def _toml_scalar(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return _toml_float(v)
+    return json.dumps(str(v))
+
+
+def _toml_array(v: Any) -> str:
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_array(e) for e in v) + "]"
+    return _toml_float(v)
