@@ -1,0 +1,505 @@
+r"""Coverage constants of THEORY.md section 4: float64, mpmath and certified (Arb ball) paths.
+
+For a target pi* = pi_{theta*} and a sampling policy pi (here pi = pi_theta, on-policy pairs
+q_pi = pi (x) pi):
+
+* C_inf(pi*; pi)  = max_{x,y} pi*(y|x) / pi(y|x)                                   (density ratio)
+* C_Sigma(pi*; pi) = lambda_max(Sigma_{pi*}, Sigma_pi),  Sigma_pi = E_x E_{pi (x) pi}[z z^T]   (E12)
+* C_I(pi*; pi; t)  = lambda_max(I_{q_{pi*}}(t), I_{q_pi}(t)),
+  I_q(t) = beta^2 E_q[sigma'(beta <t, z>) z z^T]                                    (E10)
+* C_dev(pi*; pi; linear F) = sup_v E_x Var_{pi*}<v, phi> / E_x Var_pi <v, phi>
+  = lambda_max(E_x S_{pi*}(x), E_x S_pi(x)); E14 says it equals C_Sigma.
+
+lambda_max(A, B) = sup_v v'Av / v'Bv is the largest generalized eigenvalue (+inf if B is singular
+on a direction where A is not).
+
+Three independent evaluations: :func:`coverage_fast` (numpy float64, via proofs_numeric.fast),
+:func:`coverage_mp` (mpmath at an explicit dps, via proofs_numeric.mp), and
+:func:`coverage_arb` (python-flint balls: every returned number is an *enclosure* of the exact
+value for the instance's binary floats; brackets of generalized eigenvalues come from
+:mod:`proofs_numeric.certify`). The ball path computes the Gram matrices in the Laplacian form
+E17 with arb_mat products: sum_{y,y'} W z z^T = 2 Phi_x^T (diag(W 1) - W) Phi_x, W with zero
+diagonal and Phi_x centred per context.
+
+Also the generalized coverage threshold of THEORY.md section 5,
+N_gen(r) = d sup_{||theta - theta*|| <= r} C_I(pi*; pi_theta; theta*) / r^2:
+:func:`n_gen_upper` (the I4 bound d e^{2 D r} / r^2, enclosed) and :func:`n_gen_lower`
+(a searched, certified lower bound of the supremum).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from flint import arb, arb_mat
+from mpmath import mp, mpf
+
+from . import fast
+from . import mp as pmp
+from .certify import (
+    GenEig,
+    arb_max,
+    arb_prec,
+    bits_for_dps,
+    gen_eig_max,
+    to_arb,
+)
+from .errors import InvalidInput, check_dps
+from .instance import Instance
+
+__all__ = [
+    "gen_eig_max_fast", "coverage_fast", "c_inf_fast", "c_sigma_fast", "c_fisher_fast", "c_dev_fast",
+    "gen_eig_max_mp", "coverage_mp",
+    "arb_theta", "arb_log_policy", "arb_policy", "arb_log_ratio_max", "arb_c_inf",
+    "arb_pair_cov", "arb_fisher_pair", "arb_expected_cov", "arb_D_x", "arb_D",
+    "ArbCoverage", "coverage_arb", "n_gen_upper", "n_gen_lower", "NGen",
+]
+
+
+def _theta_vec(inst: Instance, theta: Any, name: str = "theta") -> np.ndarray:
+    t = np.asarray(theta, dtype=np.float64)
+    if t.shape != (inst.d,):
+        raise InvalidInput(f"{name} must have length d={inst.d}, got shape {t.shape}")
+    if not np.all(np.isfinite(t)):
+        raise InvalidInput(f"{name} must be finite, got {name}={t.tolist()}")
+    return t
+
+
+# ===================================================================== float64
+def gen_eig_max_fast(A: Any, B: Any) -> float:
+    r"""\lambda_{max}(A, B) in float64 via Cholesky whitening; +inf when B is not positive definite."""
+    a = np.asarray(A, dtype=np.float64)
+    b = np.asarray(B, dtype=np.float64)
+    a = (a + a.T) / 2
+    b = (b + b.T) / 2
+    try:
+        L = np.linalg.cholesky(b)
+    except np.linalg.LinAlgError:
+        return math.inf
+    Li = np.linalg.inv(L)
+    return float(np.linalg.eigvalsh(Li @ a @ Li.T).max())
+
+
+def c_inf_fast(inst: Instance, theta: Any, theta_star: Any | None = None) -> float:
+    """C_inf(pi*; pi_theta) = exp(max_{x,y} (log pi* - log pi_theta)) in float64."""
+    ts = inst.theta_star if theta_star is None else _theta_vec(inst, theta_star, "theta_star")
+    lr = fast.log_policy(inst, ts) - fast.log_policy(inst, _theta_vec(inst, theta))
+    return float(np.exp(lr.max()))
+
+
+def c_sigma_fast(inst: Instance, theta: Any) -> float:
+    """C_Sigma(pi*; pi_theta) in float64 (pair covariances, Laplacian form E17)."""
+    A = fast.pair_cov(inst, fast.onpolicy_pairs(inst, inst.theta_star))
+    B = fast.pair_cov(inst, fast.onpolicy_pairs(inst, _theta_vec(inst, theta)))
+    return gen_eig_max_fast(A, B)
+
+
+def c_fisher_fast(inst: Instance, theta: Any, at: Any | None = None) -> float:
+    """C_I(pi*; pi_theta; at) in float64 (Fisher informations at ``at``, default theta*)."""
+    t = inst.theta_star if at is None else _theta_vec(inst, at, "at")
+    A = fast.fisher(inst, fast.onpolicy_pairs(inst, inst.theta_star), t)
+    B = fast.fisher(inst, fast.onpolicy_pairs(inst, _theta_vec(inst, theta)), t)
+    return gen_eig_max_fast(A, B)
+
+
+def c_dev_fast(inst: Instance, theta: Any) -> float:
+    """C_dev(pi*; pi_theta; linear F) = lambda_max(E_x S_{pi*}, E_x S_pi) in float64 (variance form)."""
+    A = fast.expected_feature_cov(inst, inst.theta_star)
+    B = fast.expected_feature_cov(inst, _theta_vec(inst, theta))
+    return gen_eig_max_fast(A, B)
+
+
+def coverage_fast(inst: Instance, theta: Any, at: Any | None = None) -> dict[str, float]:
+    """All four coverage constants of pi_theta for pi* in float64: C_inf, C_Sigma, C_I (at ``at``), C_dev."""
+    th = _theta_vec(inst, theta)
+    t = inst.theta_star if at is None else _theta_vec(inst, at, "at")
+    lp_s, lp = fast.log_policy(inst, inst.theta_star), fast.log_policy(inst, th)
+    ps, p = np.exp(lp_s), np.exp(lp)
+    qs, q = ps[:, :, None] * ps[:, None, :], p[:, :, None] * p[:, None, :]
+    fs = np.einsum("xy,xyd->xd", ps, inst.phi)
+    f = np.einsum("xy,xyd->xd", p, inst.phi)
+    cs = inst.phi - fs[:, None, :]
+    c = inst.phi - f[:, None, :]
+    Ss = np.einsum("x,xy,xyi,xyj->ij", inst.rho, ps, cs, cs)
+    S = np.einsum("x,xy,xyi,xyj->ij", inst.rho, p, c, c)
+    return {
+        "C_inf": float(np.exp((lp_s - lp).max())),
+        "C_Sigma": gen_eig_max_fast(fast.pair_cov(inst, qs), fast.pair_cov(inst, q)),
+        "C_I": gen_eig_max_fast(fast.fisher(inst, qs, t), fast.fisher(inst, q, t)),
+        "C_dev": gen_eig_max_fast(Ss, S),
+    }
+
+
+# ====================================================================== mpmath
+def gen_eig_max_mp(A: Sequence[Sequence[Any]], B: Sequence[Sequence[Any]], dps: int) -> Any:
+    r"""\lambda_{max}(A, B) at ``dps`` digits: Cholesky whitening and mpmath's symmetric eigensolver.
+
+    Returns mpmath ``inf`` when B is not positive definite (its Cholesky fails).
+    """
+    check_dps(dps)
+    with mp.workdps(dps):
+        a = mp.matrix([[mpf(v) for v in row] for row in A])
+        b = mp.matrix([[mpf(v) for v in row] for row in B])
+        n = a.rows
+        a = (a + a.T) / 2
+        b = (b + b.T) / 2
+        try:
+            L = mp.cholesky(b)
+        except ValueError:
+            return mp.inf
+        Li = mp.inverse(L)
+        M = Li * a * Li.T
+        M = (M + M.T) / 2
+        ev = mp.eigsy(M, eigvals_only=True)
+        return max(ev[i] for i in range(n))
+
+
+def coverage_mp(
+    inst: Instance, theta: Sequence[Any], dps: int, at: Sequence[Any] | None = None
+) -> dict[str, Any]:
+    """All four coverage constants at ``dps`` digits, from the reference routines of proofs_numeric.mp.
+
+    C_Sigma from the direct pair sums (mp.pair_cov), C_dev from the variance form
+    (mp.expected_feature_cov), C_I from the pair sums of mp.fisher at ``at`` (default theta*).
+    """
+    check_dps(dps)
+    if len(theta) != inst.d:
+        raise InvalidInput(f"theta must have length d={inst.d}, got length {len(theta)}")
+    ts = inst.theta_star.tolist()
+    t = ts if at is None else list(at)
+    with mp.workdps(dps):
+        lps = [pmp.log_policy(inst, ts, x, dps) for x in range(inst.m)]
+        lp = [pmp.log_policy(inst, theta, x, dps) for x in range(inst.m)]
+        c_inf = mp.exp(max(a - b for rs, r in zip(lps, lp) for a, b in zip(rs, r)))
+        qs = pmp.policy_pairs([[mp.exp(v) for v in row] for row in lps], dps)
+        q = pmp.policy_pairs([[mp.exp(v) for v in row] for row in lp], dps)
+        return {
+            "C_inf": c_inf,
+            "C_Sigma": gen_eig_max_mp(pmp.pair_cov(inst, qs, dps), pmp.pair_cov(inst, q, dps), dps),
+            "C_I": gen_eig_max_mp(pmp.fisher(inst, qs, t, dps), pmp.fisher(inst, q, t, dps), dps),
+            "C_dev": gen_eig_max_mp(
+                pmp.expected_feature_cov(inst, ts, dps), pmp.expected_feature_cov(inst, theta, dps), dps
+            ),
+        }
+
+
+# ======================================================================== arb
+# All arb routines run at the caller's flint.ctx.prec; the public entry points set it with arb_prec.
+def arb_theta(inst: Instance, theta: Any, name: str = "theta") -> list[arb]:
+    """theta as exact arb points (floats / mpf / ints / arb accepted)."""
+    vals = list(theta) if not isinstance(theta, np.ndarray) else theta.tolist()
+    if len(vals) != inst.d:
+        raise InvalidInput(f"{name} must have length d={inst.d}, got length {len(vals)}")
+    return [to_arb(v) for v in vals]
+
+
+def _phi_centred(inst: Instance) -> list[arb_mat]:
+    """Phi_x - 1 c_x^T with c_x the float mean of the rows (z unchanged by any shift)."""
+    cen = inst.phi.mean(axis=1)
+    out = []
+    for x in range(inst.m):
+        out.append(arb_mat([[arb(float(inst.phi[x, y, j])) - arb(float(cen[x, j])) for j in range(inst.d)]
+                            for y in range(inst.K)]))
+    return out
+
+
+def _scores(inst: Instance, th: list[arb], x: int) -> list[arb]:
+    """<theta, phi(x, y)> for y = 0..K-1."""
+    out = []
+    for y in range(inst.K):
+        s = arb(0)
+        for j in range(inst.d):
+            s += th[j] * arb(float(inst.phi[x, y, j]))
+        out.append(s)
+    return out
+
+
+def arb_log_policy(inst: Instance, theta: Any) -> list[list[arb]]:
+    r"""Enclosures of \log\pi_\theta(y|x) = \log\pi_{ref}(y|x) + \langle\theta,\phi\rangle - A_x(\theta).
+
+    An m x K list.
+
+    log-sum-exp with a float shift M_x (any exact shift is valid; the max midpoint keeps radii small).
+    """
+    th = arb_theta(inst, theta)
+    out = []
+    for x in range(inst.m):
+        a = [arb(float(inst.pi_ref[x, y])).log() + s for y, s in enumerate(_scores(inst, th, x))]
+        M = arb(max(float(v.mid()) for v in a))
+        tot = arb(0)
+        for v in a:
+            tot += (v - M).exp()
+        A = M + tot.log()
+        out.append([v - A for v in a])
+    return out
+
+
+def arb_policy(inst: Instance, theta: Any) -> list[list[arb]]:
+    """Enclosures of pi_theta(y|x) (m x K)."""
+    return [[v.exp() for v in row] for row in arb_log_policy(inst, theta)]
+
+
+def arb_log_ratio_max(lp_star: list[list[arb]], lp: list[list[arb]]) -> arb:
+    """Enclosure of log C_inf = max_{x,y} (log pi*(y|x) - log pi(y|x))."""
+    return arb_max([a - b for rs, r in zip(lp_star, lp) for a, b in zip(rs, r)])
+
+
+def arb_c_inf(lp_star: list[list[arb]], lp: list[list[arb]]) -> arb:
+    """Enclosure of C_inf(pi*; pi) from enclosures of the two log-policies."""
+    return arb_log_ratio_max(lp_star, lp).exp()
+
+
+def _diag(v: Sequence[arb]) -> arb_mat:
+    n = len(v)
+    return arb_mat([[v[i] if i == j else arb(0) for j in range(n)] for i in range(n)])
+
+
+def _laplacian_gram(Pc: arb_mat, p: Sequence[arb], Wt: arb_mat) -> arb_mat:
+    r"""\sum_{y,y'} W_{yy'} z z^T = 2 P_c^T(\mathrm{diag}(W1) - W)P_c with W = diag(p) W_t diag(p) (E17)."""
+    K = len(p)
+    Dp = _diag(p)
+    W = Dp * Wt * Dp
+    ones = arb_mat([[arb(1)] for _ in range(K)])
+    deg = W * ones
+    L = _diag([deg[i, 0] for i in range(K)]) - W
+    return 2 * (Pc.transpose() * L * Pc)
+
+
+def _zero_diag_ones(K: int) -> arb_mat:
+    return arb_mat([[arb(0) if i == j else arb(1) for j in range(K)] for i in range(K)])
+
+
+def arb_pair_cov(inst: Instance, probs: list[list[arb]], Pc: list[arb_mat] | None = None) -> arb_mat:
+    r"""Enclosure of \Sigma_{q_\pi} = \sum_x \rho(x)\sum_{y \ne y'}\pi(y|x)\pi(y'|x) z z^T.
+
+    Pair sum in the Laplacian form E17 (independent of the variance form of :func:`arb_expected_cov`).
+    """
+    Pc = Pc or _phi_centred(inst)
+    J = _zero_diag_ones(inst.K)
+    acc = arb_mat(inst.d, inst.d)
+    for x in range(inst.m):
+        acc += arb(float(inst.rho[x])) * _laplacian_gram(Pc[x], probs[x], J)
+    return acc
+
+
+def _fisher_weights(inst: Instance, t: list[arb], x: int) -> arb_mat:
+    r"""W_t[y][y'] = \sigma'(\beta(s_y - s_{y'})) = e_y e_{y'} / (e_y + e_{y'})^2, e_y = e^{\beta s_y - M}.
+
+    Zero diagonal.
+
+    Exact rewriting of sigma'(u) = e^u / (1 + e^u)^2; balls never overflow, so it is stable.
+    """
+    b = arb(inst.beta)
+    s = [b * v for v in _scores(inst, t, x)]
+    M = arb(max(float(v.mid()) for v in s))
+    e = [(v - M).exp() for v in s]
+    K = inst.K
+    rows = [[arb(0)] * K for _ in range(K)]
+    for y in range(K):
+        for yp in range(y + 1, K):
+            den = e[y] + e[yp]
+            w = e[y] * e[yp] / (den * den)
+            rows[y][yp] = w
+            rows[yp][y] = w
+    return arb_mat(rows)
+
+
+def arb_fisher_pair(
+    inst: Instance, probs_list: Sequence[list[list[arb]]], at: Any, Pc: list[arb_mat] | None = None
+) -> list[arb_mat]:
+    r"""Enclosures of I_{q_\pi}(t) = \beta^2 E_x \sum_{y\ne y'}\pi\pi\,\sigma'(\beta\langle t,z\rangle) z z^T.
+
+    One for each policy in ``probs_list`` (the curvature weights at ``t`` are shared).
+    """
+    Pc = Pc or _phi_centred(inst)
+    t = arb_theta(inst, at, "at")
+    b2 = arb(inst.beta) ** 2
+    outs = [arb_mat(inst.d, inst.d) for _ in probs_list]
+    for x in range(inst.m):
+        Wt = _fisher_weights(inst, t, x)
+        r = arb(float(inst.rho[x]))
+        for k, probs in enumerate(probs_list):
+            outs[k] += r * _laplacian_gram(Pc[x], probs[x], Wt)
+    return [b2 * o for o in outs]
+
+
+def arb_expected_cov(inst: Instance, probs: list[list[arb]], Pc: list[arb_mat] | None = None) -> arb_mat:
+    r"""Enclosure of E_x S_\pi(x) = \sum_x\rho(x)(P_c^T diag(\pi) P_c - \mu_c\mu_c^T) (variance form, E2)."""
+    Pc = Pc or _phi_centred(inst)
+    acc = arb_mat(inst.d, inst.d)
+    for x in range(inst.m):
+        p = probs[x]
+        pcol = arb_mat([[v] for v in p])
+        mu = Pc[x].transpose() * pcol
+        S = Pc[x].transpose() * _diag(p) * Pc[x] - mu * mu.transpose()
+        acc += arb(float(inst.rho[x])) * S
+    return acc
+
+
+def arb_D_x(inst: Instance) -> list[arb]:
+    r"""Enclosures of D_x = \max_{y,y'}\|\phi(x,y) - \phi(x,y')\|_2."""
+    out = []
+    for x in range(inst.m):
+        best = arb(0)
+        for y in range(inst.K):
+            for yp in range(y + 1, inst.K):
+                s = arb(0)
+                for j in range(inst.d):
+                    dz = arb(float(inst.phi[x, y, j])) - arb(float(inst.phi[x, yp, j]))
+                    s += dz * dz
+                best = best.max(s)
+        out.append(best.sqrt())
+    return out
+
+
+def arb_D(inst: Instance) -> arb:
+    """Enclosure of D = max_x D_x."""
+    return arb_max(arb_D_x(inst))
+
+
+@dataclass
+class ArbCoverage:
+    """Certified enclosures of the coverage constants of pi_theta for pi* (one instance, one theta).
+
+    ``C_inf`` is a ball; ``C_Sigma``, ``C_I``, ``C_dev`` are :class:`~proofs_numeric.certify.GenEig`
+    brackets [lo, hi]. ``prec`` is the working precision in bits.
+    """
+
+    prec: int
+    C_inf: arb
+    log_C_inf: arb
+    C_Sigma: GenEig
+    C_I: GenEig
+    C_dev: GenEig
+    matrices: dict[str, arb_mat] = field(default_factory=dict, repr=False)
+
+    def bracket(self, name: str) -> tuple[float, float]:
+        """(lo, hi) of one constant as floats rounded outward (reporting only)."""
+        if name == "C_inf":
+            return (_down(self.C_inf.lower()), _up(self.C_inf.upper()))
+        g: GenEig = getattr(self, name)
+        return (_down(g.lo), _up(g.hi))
+
+
+def _down(x: arb) -> float:
+    f = float(x.mid())
+    return float(np.nextafter(f, -np.inf)) if math.isfinite(f) else f
+
+
+def _up(x: arb) -> float:
+    if not x.is_finite():
+        return math.inf
+    f = float(x.mid())
+    return float(np.nextafter(f, np.inf))
+
+
+def coverage_arb(
+    inst: Instance, theta: Any, prec: int, at: Any | None = None, keep_matrices: bool = False
+) -> ArbCoverage:
+    """Certified enclosures of C_inf, C_Sigma, C_I (Fisher at ``at``, default theta*) and C_dev for pi_theta.
+
+    ``prec`` in bits (see :func:`proofs_numeric.certify.bits_for_dps`).
+    """
+    with arb_prec(prec):
+        Pc = _phi_centred(inst)
+        lps = arb_log_policy(inst, inst.theta_star.tolist())
+        lp = arb_log_policy(inst, theta)
+        ps = [[v.exp() for v in row] for row in lps]
+        p = [[v.exp() for v in row] for row in lp]
+        lr = arb_log_ratio_max(lps, lp)
+        Ss, S = arb_pair_cov(inst, ps, Pc), arb_pair_cov(inst, p, Pc)
+        t = inst.theta_star.tolist() if at is None else at
+        Is, I_ = arb_fisher_pair(inst, [ps, p], t, Pc)
+        Es, E = arb_expected_cov(inst, ps, Pc), arb_expected_cov(inst, p, Pc)
+        mats = {"Sigma_star": Ss, "Sigma": S, "I_star": Is, "I": I_, "ES_star": Es, "ES": E}
+        if not keep_matrices:
+            mats = {}
+        return ArbCoverage(
+            prec=prec,
+            C_inf=lr.exp(),
+            log_C_inf=lr,
+            C_Sigma=gen_eig_max(Ss, S, prec),
+            C_I=gen_eig_max(Is, I_, prec),
+            C_dev=gen_eig_max(Es, E, prec),
+            matrices=mats,
+        )
+
+
+# ================================================================ N_gen(r)
+@dataclass
+class NGen:
+    """N_gen(r) of THEORY.md section 5 for one instance: a certified upper bound and a searched lower bound.
+
+    ``upper`` encloses d e^{2 D r} / r^2 (I4); ``lower`` is d C_I(pi*; pi_theta; theta*) / r^2 certified
+    at the best theta found (``theta``), so lower <= N_gen(r) <= upper.hi; ``searched`` = points tried.
+    """
+
+    r: float
+    upper: arb
+    lower: arb
+    theta: list[float]
+    searched: int
+
+    def ratio(self) -> float:
+        """upper / lower (midpoints): how far the I4 bound is from the searched supremum."""
+        return float((self.upper / self.lower).mid())
+
+
+def n_gen_upper(inst: Instance, r: float, prec: int, rate: float = 2.0) -> arb:
+    r"""Enclosure of d e^{rate D r} / r^2 (I4 with rate 2)."""
+    if not (isinstance(r, (int, float)) and math.isfinite(r) and r > 0):
+        raise InvalidInput(f"r must be a finite number > 0, got r={r!r}")
+    with arb_prec(prec):
+        rr = to_arb(float(r))
+        return arb(inst.d) * (to_arb(float(rate)) * arb_D(inst) * rr).exp() / (rr * rr)
+
+
+def n_gen_lower(inst: Instance, r: float, prec: int, n_dirs: int = 64, seed: int = 0) -> NGen:
+    r"""Search \sup_{\|\theta-\theta^*\|\le r} C_I(\pi^*;\pi_\theta;\theta^*) in float64; certify the best.
+
+    Directions: +-e_j, +-z/\|z\| for every pair, and ``n_dirs`` Gaussian directions, at radii r/4, r/2, r
+    (C_I is typically largest on the sphere). The best float64 point is then enclosed in balls; the lower
+    end of its bracket is a certified lower bound of the supremum.
+    """
+    if not (isinstance(r, (int, float)) and math.isfinite(r) and r > 0):
+        raise InvalidInput(f"r must be a finite number > 0, got r={r!r}")
+    rng = np.random.default_rng(seed)
+    d = inst.d
+    dirs = [np.eye(d)[j] * s for j in range(d) for s in (1.0, -1.0)]
+    z = (inst.phi[:, :, None, :] - inst.phi[:, None, :, :]).reshape(-1, d)
+    nz = np.linalg.norm(z, axis=1)
+    dirs += [v / n for v, n in zip(z, nz) if n > 0]
+    g = rng.standard_normal((n_dirs, d))
+    dirs += [v / np.linalg.norm(v) for v in g if np.linalg.norm(v) > 0]
+    best, best_th, count = -math.inf, inst.theta_star.copy(), 0
+    for u in dirs:
+        for frac in (0.25, 0.5, 1.0):
+            th = inst.theta_star + frac * r * u
+            val = c_fisher_fast(inst, th)
+            count += 1
+            if math.isfinite(val) and val > best:
+                best, best_th = val, th
+    with arb_prec(prec):
+        # the certified point must lie in the ball: ||best_th - theta*||^2 <= r^2 proved in balls, else shrink
+        for _ in range(60):
+            sq = arb(0)
+            for a, b in zip(best_th.tolist(), inst.theta_star.tolist()):
+                sq += (arb(a) - arb(b)) ** 2
+            if sq <= to_arb(float(r)) ** 2:
+                break
+            best_th = inst.theta_star + (best_th - inst.theta_star) * (1 - 2.0**-40)
+        cov = coverage_arb(inst, best_th, prec)
+        rr = to_arb(float(r))
+        lower = arb(d) * cov.C_I.lo / (rr * rr)
+    upper = n_gen_upper(inst, r, prec)
+    return NGen(float(r), upper, lower, best_th.tolist(), count)
+
+
+def dps_to_prec(dps: int) -> int:
+    """Bits for ``dps`` digits plus guard bits (validated like every high-precision dps)."""
+    return bits_for_dps(check_dps(dps))
+
