@@ -106,7 +106,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any], int]] = {
     "generic": ("generic", {"m": 3, "K": 4, "d": 3}, 2),
     "two-response": ("two_response", {"m": 3, "K": 2, "d": 2}, 3),
     "near-collinear": ("near_collinear", {"m": 3, "K": 4, "d": 2, "eps": 1e-2}, 4),
-    "poor-coverage": ("poor_coverage", {"m": 4, "K": 8, "d": 4, "theta_norm": 2.0, "tilt": 1.0}, 5),
+    "poor-coverage": ("poor_coverage", {"m": 4, "K": 8, "d": 4, "theta_norm": 3.0, "tilt": 1.5}, 14),
     "W1": ("generic", {"m": 8, "K": 16, "d": 8}, 6),
 }
 
