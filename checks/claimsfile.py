@@ -1,0 +1,609 @@
+r"""The TOML claims file of ``prefcheck audit --claims-file FILE``.
+
+A claims file selects claims, overrides their constants, defines new inequality
+claims over the named quantities of :mod:`checks.quantities`, defines proof chains,
+and chooses the instances. Every expression goes through the whitelist parser
+:mod:`checks.exprparse` (never ``eval`` nor ``sympify``). Any error (unknown key,
+unknown claim id, unknown symbol, wrong type, code in an expression) raises
+:class:`~proofs_numeric.errors.InvalidInput` naming the key, before anything runs.
+
+Example::
+
+    select = ["I2", "X1", "P1"]          # optional; default: every claim the file names
+
+    [run]                                # optional defaults; command-line flags win
+    seed = 1
+    dps = 40
+    instances = 50                       # shorthand for instances.count
+
+    [instances]                          # optional: seeded families (instance i <- default_rng([seed, i]))
+    families = ["generic", "poor_coverage"]
+    count = 50
+    sizes = [[2, 3, 2], [3, 4, 3]]       # [m, K, d], cycled after the families
+    beta = 1.0
+    # presets = ["tiny", "generic"]      # or named built-in instances instead
+
+    [constants.I2]                       # override a registered claim's constants
+    exponent = "1"                       # expressions in the claim's own symbols
+
+    [[inequality]]                       # lhs <= rhs on every instance, certified with Arb
+    id = "X1"
+    lhs = "C_Sigma"
+    rhs = "C_inf**2"
+    policy = "ref"                       # pi = pi_ref ("ref"), pi* ("star"), or pi_theta with
+                                         # ||theta - theta*|| = r in a seeded direction ("ball")
+    params = { r = 0.5 }                 # parameters usable as symbols (r feeds N_gen_bound)
+
+    [[chain]]                            # a proof chain: steps[0] <= steps[1] <= ...
+    id = "P1"
+    steps = ["C_I", "C_inf**2", "exp(2*D*r)"]
+    policy = "ball"
+    params = { r = 0.3 }
+
+Semantics of a custom inequality ``lhs <= rhs`` on one instance: both sides are
+enclosed in Arb balls (THEORY.md section 8: an enclosure, not a float compare);
+``certified`` when the enclosure of rhs - lhs is certainly > 0, ``refuted`` when
+certainly < 0, ``inconclusive`` otherwise (equality cannot be certified). The
+mpmath values at ``dps`` are checked to lie in the enclosures (else ``error``).
+When a quantity has no enclosure, the step is sampled in mpmath at dps and 2 dps
+and reported as such (refuted only when both precisions agree). A chain reports
+the first step that fails.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from proofs_numeric.errors import InvalidInput, check_dps
+from proofs_numeric.generate import FAMILIES, PRESETS
+from proofs_numeric.instance import Instance
+
+from .exprparse import Expr, parse
+from .quantities import QUANTITIES, QuantityEvaluator
+from .registry import Claim, InstanceResult, RunOptions
+from .verdict import FAILS, Verdict
+
+__all__ = ["ClaimsFile", "load", "parse_claims_file", "build_custom_claim", "claim_symbols", "POLICIES"]
+
+POLICIES = ("ref", "star", "ball")
+_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,39}$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
+_TOP = {"select", "run", "instances", "constants", "inequality", "chain"}
+_RUN = {"seed": int, "dps": int, "instances": int, "level": float, "replications": int}
+_INST_INT = {"count", "m", "K", "d"}
+_INST_FLOAT = {"beta", "theta_norm", "tilt", "eps"}
+_CUSTOM_KEYS = {"id", "statement", "expect", "policy", "params", "reference"}
+
+
+@dataclass
+class ClaimsFile:
+    """A parsed, validated claims file.
+
+    ``custom`` holds serializable specs (dicts) of the new claims, rebuilt into
+    :class:`~checks.registry.Claim` objects by :func:`build_custom_claim` (also in
+    worker processes); ``constants`` maps claim id -> {constant: expression text}.
+    """
+
+    path: str
+    select: list[str] | None = None
+    run: dict[str, Any] = field(default_factory=dict)
+    instances: dict[str, Any] | None = None
+    constants: dict[str, dict[str, str]] = field(default_factory=dict)
+    custom: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _type_name(v: Any) -> str:
+    return {str: "string", int: "integer", float: "float", bool: "boolean", list: "array", dict: "table"}.get(
+        type(v), type(v).__name__
+    )
+
+
+def _want(key: str, v: Any, kind: type | tuple[type, ...], what: str) -> Any:
+    ok = isinstance(v, kind) and not (
+        isinstance(v, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,))
+    )
+    if not ok:
+        raise InvalidInput(f"{key} must be {what}, got {_type_name(v)} {v!r}"[:200])
+    return v
+
+
+def _number(key: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise InvalidInput(f"{key} must be a number, got {_type_name(v)} {v!r}"[:200])
+    return float(v)
+
+
+def claim_symbols(claim: Claim) -> set[str]:
+    """The symbols an override of ``claim``'s constants may use: those of its relation and constants."""
+    out: set[str] = set()
+    try:
+        rel = claim.relation() if claim.relation is not None else None
+    except Exception:  # noqa: BLE001 - a relation that cannot be built only limits the symbols
+        rel = None
+    if rel is not None:
+        out |= {str(s) for s in getattr(rel, "free_symbols", ())}
+    for val in claim.constants.values():
+        out |= {str(s) for s in getattr(val, "free_symbols", ())}
+    return out - set(claim.constants)
+
+
+def load(path: str | Path, registered: Mapping[str, Claim] | None = None) -> ClaimsFile:
+    """Read and validate a claims file (see the module docstring)."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise InvalidInput(f"claims-file {str(p)!r} cannot be read: {exc.strerror}") from None
+    return parse_claims_file(text, registered, path=str(p))
+
+
+def parse_claims_file(
+    text: str, registered: Mapping[str, Claim] | None = None, *, path: str = "<string>"
+) -> ClaimsFile:
+    """Validate the TOML ``text`` of a claims file against the registered claims."""
+    if registered is None:
+        from .registry import all_claims
+
+        registered = all_claims()
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"claims-file {path!r} is not valid TOML: {exc}") from None
+    for key in data:
+        if key not in _TOP:
+            raise InvalidInput(f"{key} is not a claims-file key (allowed: {', '.join(sorted(_TOP))})")
+    cf = ClaimsFile(path=path)
+
+    # [run]
+    run = _want("run", data.get("run", {}), dict, "a table")
+    for key, val in run.items():
+        if key not in _RUN:
+            raise InvalidInput(f"run.{key} is not a run key (allowed: {', '.join(_RUN)})")
+        if _RUN[key] is int:
+            _want(f"run.{key}", val, int, "an integer")
+            if key in ("instances", "replications") and val < 1:
+                raise InvalidInput(f"run.{key} must be >= 1, got run.{key}={val}")
+            if key == "seed" and val < 0:
+                raise InvalidInput(f"run.seed must be >= 0, got run.seed={val}")
+            if key == "dps":
+                check_dps(val, what="run.dps")
+        else:
+            val = _number(f"run.{key}", val)
+            if not 0 < val < 1:
+                raise InvalidInput(f"run.{key} must be in (0, 1), got run.{key}={val}")
+        cf.run[key] = val
+
+    # [instances]
+    if "instances" in data:
+        cf.instances = _parse_instances(_want("instances", data["instances"], dict, "a table"))
+
+    # [[inequality]] and [[chain]]
+    quantity_names = set(QUANTITIES)
+    for section in ("inequality", "chain"):
+        entries = _want(section, data.get(section, []), list, "an array of tables ([[" + section + "]])")
+        for i, entry in enumerate(entries):
+            where = f"{section}[{i}]"
+            _want(where, entry, dict, "a table")
+            spec = _parse_custom(section, where, entry, quantity_names)
+            if spec["id"] in registered or spec["id"] in cf.custom:
+                raise InvalidInput(f"{where}.id {spec['id']!r} is already a claim id; choose another")
+            cf.custom[spec["id"]] = spec
+
+    known = list(registered) + list(cf.custom)
+
+    # [constants.ID]
+    consts = _want("constants", data.get("constants", {}), dict, "a table of claim ids")
+    for cid, table in consts.items():
+        if cid not in registered:
+            what = (
+                "a custom claim (set its expressions directly)" if cid in cf.custom else "a registered claim"
+            )
+            raise InvalidInput(
+                f"constants.{cid}: {cid!r} is not {what}; known claims: {', '.join(registered) or 'none'}"
+            )
+        _want(f"constants.{cid}", table, dict, "a table of constant = expression")
+        claim = registered[cid]
+        syms = claim_symbols(claim)
+        out: dict[str, str] = {}
+        for name, expr in table.items():
+            key = f"constants.{cid}.{name}"
+            if name not in claim.constants:
+                have = ", ".join(claim.constants) or "none"
+                raise InvalidInput(f"{key}: {cid} has no constant {name!r} (constants: {have})")
+            e = parse(expr, syms, key=key)
+            e.sympy()  # build it now: refuses oversized constant powers before anything runs
+            out[name] = e.text
+        cf.constants[cid] = out
+
+    # select
+    if "select" in data:
+        sel = data["select"]
+        if isinstance(sel, str):
+            if sel != "all":
+                raise InvalidInput(f'select must be "all" or an array of claim ids, got {sel!r}')
+            cf.select = known
+        else:
+            _want("select", sel, list, '"all" or an array of claim ids')
+            if not sel:
+                raise InvalidInput("select must name at least one claim id, got select=[]")
+            for j, cid in enumerate(sel):
+                _want(f"select[{j}]", cid, str, "a claim id string")
+                if cid not in known:
+                    raise InvalidInput(
+                        f"select[{j}]: unknown claim id {cid!r} (known: {', '.join(known) or 'none'})"
+                    )
+            cf.select = list(dict.fromkeys(sel))
+    return cf
+
+
+def _parse_instances(tab: dict[str, Any]) -> dict[str, Any]:
+    allowed = {"families", "count", "sizes", "presets"} | _INST_INT | _INST_FLOAT
+    out: dict[str, Any] = {}
+    for key, val in tab.items():
+        k = f"instances.{key}"
+        if key not in allowed:
+            raise InvalidInput(f"{k} is not an instances key (allowed: {', '.join(sorted(allowed))})")
+        if key == "families":
+            _want(k, val, list, "an array of family names")
+            if not val:
+                raise InvalidInput(f"{k} must name at least one family, got []")
+            for j, fam in enumerate(val):
+                if not isinstance(fam, str) or fam not in FAMILIES:
+                    raise InvalidInput(f"{k}[{j}] must be one of {', '.join(FAMILIES)}, got {fam!r}")
+            out[key] = list(val)
+        elif key == "presets":
+            _want(k, val, list, "an array of preset names")
+            if not val:
+                raise InvalidInput(f"{k} must name at least one preset, got []")
+            for j, name in enumerate(val):
+                if not isinstance(name, str) or name not in PRESETS:
+                    raise InvalidInput(f"{k}[{j}] must be one of {', '.join(PRESETS)}, got {name!r}")
+            out[key] = list(val)
+        elif key == "sizes":
+            _want(k, val, list, "an array of [m, K, d] triples")
+            if not val:
+                raise InvalidInput(f"{k} must list at least one [m, K, d], got []")
+            sizes = []
+            for j, t in enumerate(val):
+                if (
+                    not isinstance(t, list)
+                    or len(t) != 3
+                    or any(isinstance(v, bool) or not isinstance(v, int) for v in t)
+                    or t[0] < 1
+                    or t[1] < 2
+                    or t[2] < 1
+                ):
+                    raise InvalidInput(f"{k}[{j}] must be [m>=1, K>=2, d>=1] integers, got {t!r}")
+                if t[0] * t[1] * t[1] * t[2] > 200_000:
+                    raise InvalidInput(
+                        f"{k}[{j}] is too large for the high-precision checks (m K^2 d > 2e5), got {t!r}"
+                    )
+                sizes.append(list(t))
+            out[key] = sizes
+        elif key in _INST_INT:
+            _want(k, val, int, "an integer")
+            lo = {"count": 1, "m": 1, "K": 2, "d": 1}[key]
+            if val < lo:
+                raise InvalidInput(f"{k} must be >= {lo}, got {k}={val}")
+            out[key] = int(val)
+        else:
+            fv = _number(k, val)
+            if not fv > 0:
+                raise InvalidInput(f"{k} must be > 0, got {k}={fv}")
+            out[key] = fv
+    if "presets" in out and (set(out) - {"presets"}):
+        extra = sorted(set(out) - {"presets"})[0]
+        raise InvalidInput(f"instances.{extra} cannot be combined with instances.presets")
+    if "sizes" in out and (set(out) & {"m", "K", "d"}):
+        raise InvalidInput("instances.sizes cannot be combined with instances.m/K/d")
+    return out
+
+
+def _parse_custom(
+    section: str, where: str, entry: dict[str, Any], quantity_names: set[str]
+) -> dict[str, Any]:
+    exprs_keys = {"lhs", "rhs"} if section == "inequality" else {"steps", "names"}
+    for key in entry:
+        if key not in _CUSTOM_KEYS | exprs_keys:
+            allowed = ", ".join(sorted(_CUSTOM_KEYS | exprs_keys))
+            raise InvalidInput(f"{where}.{key} is not a {section} key (allowed: {allowed})")
+    if "id" not in entry:
+        raise InvalidInput(f"{where}.id is missing (every {section} needs an id)")
+    cid = _want(f"{where}.id", entry["id"], str, "a string")
+    if not _ID.match(cid):
+        raise InvalidInput(f"{where}.id must be a short name (letters, digits, _ . -), got {cid!r}")
+    params: dict[str, float] = {}
+    ptab = _want(f"{where}.params", entry.get("params", {}), dict, "a table of name = number")
+    for name, val in ptab.items():
+        pk = f"{where}.params.{name}"
+        if not _NAME.match(name):
+            raise InvalidInput(f"{pk}: parameter names must be identifiers, got {name!r}")
+        if name in quantity_names and name != "r":
+            raise InvalidInput(f"{pk}: {name!r} is a quantity name; choose another parameter name")
+        params[name] = _number(pk, val)
+    policy = _want(f"{where}.policy", entry.get("policy", "ref"), str, "a string")
+    if policy not in POLICIES:
+        raise InvalidInput(f"{where}.policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+    if policy == "ball":
+        if "r" not in params:
+            raise InvalidInput(f'{where}.params.r is required with policy = "ball"')
+        if not params["r"] > 0:
+            raise InvalidInput(f"{where}.params.r must be > 0, got {params['r']}")
+    expect = _want(f"{where}.expect", entry.get("expect", "holds"), str, "a string")
+    if expect not in ("holds", "open"):
+        raise InvalidInput(f"{where}.expect must be holds or open, got {expect!r}")
+    symbols = quantity_names | set(params)
+    spec: dict[str, Any] = {
+        "type": section,
+        "id": cid,
+        "policy": policy,
+        "params": params,
+        "expect": expect,
+    }
+    for key in ("statement", "reference"):
+        if key in entry:
+            spec[key] = _want(f"{where}.{key}", entry[key], str, "a string")
+    if section == "inequality":
+        for key in ("lhs", "rhs"):
+            if key not in entry:
+                raise InvalidInput(f"{where}.{key} is missing")
+            spec[key] = parse(entry[key], symbols, key=f"{where}.{key}").text
+        spec["steps"] = [spec["lhs"], spec["rhs"]]
+    else:
+        if "steps" not in entry:
+            raise InvalidInput(f"{where}.steps is missing (an array of at least two expressions)")
+        steps = _want(f"{where}.steps", entry["steps"], list, "an array of expressions")
+        if len(steps) < 2:
+            raise InvalidInput(f"{where}.steps must have at least two expressions, got {len(steps)}")
+        spec["steps"] = [parse(s, symbols, key=f"{where}.steps[{j}]").text for j, s in enumerate(steps)]
+        if "names" in entry:
+            nm = _want(f"{where}.names", entry["names"], list, "an array of step names")
+            if len(nm) != len(steps) - 1 or not all(isinstance(n, str) for n in nm):
+                raise InvalidInput(
+                    f"{where}.names must be {len(steps) - 1} strings (one per step), got {nm!r}"[:200]
+                )
+            spec["names"] = list(nm)
+    for s in spec["steps"]:  # constant powers too large for SymPy are refused now, not in a worker
+        parse(s, symbols).sympy()
+    return spec
+
+
+# ------------------------------------------------------------- custom claims
+def _exprs(spec: Mapping[str, Any]) -> list[Expr]:
+    symbols = set(QUANTITIES) | set(spec["params"])
+    return [parse(s, symbols, key=f"{spec['id']}.steps[{j}]") for j, s in enumerate(spec["steps"])]
+
+
+def step_texts(spec: Mapping[str, Any]) -> list[str]:
+    """Human names of a custom claim's steps ('C_I <= C_inf**2')."""
+    st = spec["steps"]
+    names = spec.get("names") or [None] * (len(st) - 1)
+    return [f"{st[i]} <= {st[i + 1]}" + (f" ({names[i]})" if names[i] else "") for i in range(len(st) - 1)]
+
+
+def policy_theta(spec: Mapping[str, Any], inst: Instance, seed: int) -> list[float]:
+    """The sampling policy's parameter for ``spec`` on ``inst``.
+
+    ``ref``: 0 (pi = pi_ref); ``star``: theta*; ``ball``: theta* + r u with u a unit vector
+    drawn from ``numpy.random.default_rng([seed, crc32(instance name)])`` (deterministic per
+    instance, independent of workers and batches).
+    """
+    import numpy as np
+
+    policy = spec["policy"]
+    if policy == "ref":
+        return [0.0] * inst.d
+    if policy == "star":
+        return inst.theta_star.tolist()
+    rng = np.random.default_rng([int(seed), zlib.crc32(inst.name.encode())])
+    u = rng.standard_normal(inst.d)
+    u = u / np.linalg.norm(u)
+    return (inst.theta_star + float(spec["params"]["r"]) * u).tolist()
+
+
+def _step_status(lhs_a: Any, rhs_a: Any) -> str:
+    diff = rhs_a - lhs_a
+    if diff > 0:
+        return "certified"
+    if diff < 0:
+        return "refuted"
+    return "inconclusive"
+
+
+def check_custom(spec: Mapping[str, Any], claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
+    r"""Check every step e_i <= e_{i+1} of a custom claim on one instance (see the module docstring)."""
+    from mpmath import mp, mpf
+
+    from .quantities import _mpf_to_arb, arb_prec
+
+    exprs = _exprs(spec)
+    theta = policy_theta(spec, inst, opts.seed)
+    params = dict(spec["params"])
+    ev = QuantityEvaluator(inst, theta, opts.dps, params)
+    used = sorted(set().union(*(e.symbols for e in exprs)) - set(params))
+    values = {name: ev.value(name) for name in used}
+    values.update({k: mpf(v) for k, v in params.items()})
+    encl: dict[str, Any] | None = {}
+    for name in used:
+        a = ev.enclosure(name)
+        if a is None:
+            encl = None
+            break
+        assert encl is not None
+        encl[name] = a
+    mp_vals = [e.mp(values, opts.dps) for e in exprs]
+    tol = mpf(10) ** (-(opts.dps - 5))
+    steps: list[dict[str, Any]] = []
+    texts = step_texts(spec)
+    with arb_prec(ev.prec):
+        arb_vals = None
+        if encl is not None:
+            import flint
+
+            encl.update({k: flint.arb(float(v)) for k, v in params.items()})
+            arb_vals = [e.arb(encl) for e in exprs]
+            # the mpmath value must lie in the enclosure (two independent evaluations agree)
+            for e, v, a in zip(exprs, mp_vals, arb_vals):
+                if not mp.isfinite(v) or not a.is_finite():
+                    continue
+                with mp.workdps(opts.dps):
+                    scale = max(abs(v), mpf(1))
+                    gap = abs(_mpf_to_arb(v) - a.mid())
+                if not gap <= a.rad() + _mpf_to_arb(tol * scale):
+                    return InstanceResult(
+                        status="error",
+                        instance=inst.name,
+                        details={"error": f"mpmath value of {e.text} lies outside its Arb enclosure"},
+                    )
+        for i in range(len(exprs) - 1):
+            with mp.workdps(opts.dps):
+                lhs, rhs = mp_vals[i], mp_vals[i + 1]
+                margin = float(rhs - lhs)
+                ratio = float(lhs / rhs) if rhs > 0 else None
+            if arb_vals is not None:
+                status = _step_status(arb_vals[i], arb_vals[i + 1])
+                how = "certified (Arb)"
+            else:
+                status, how = _sampled_status(spec, inst, theta, opts, i, float(margin), exprs)
+            steps.append(
+                {"step": i, "text": texts[i], "status": status, "margin": margin, "ratio": ratio, "how": how}
+            )
+    failing = [s for s in steps if s["status"] in FAILS]
+    worst = min(steps, key=lambda s: s["margin"])
+    ratios = [s["ratio"] for s in steps if s["ratio"] is not None]
+    from .verdict import worst_status
+
+    status = worst_status([s["status"] for s in steps])
+    cex = None
+    if failing:
+        f = failing[0]
+        cex = {
+            "instance": inst.to_dict(),
+            "parameters": {
+                "policy": spec["policy"],
+                "theta": theta,
+                "params": params,
+                "step": f["step"],
+                "step_text": f["text"],
+                "values": {n: float(values[n]) for n in used},
+                "lhs": float(mp_vals[f["step"]]),
+                "rhs": float(mp_vals[f["step"] + 1]),
+            },
+        }
+    return InstanceResult(
+        status=status,
+        instance=inst.name,
+        margin=worst["margin"],
+        constant=max(ratios) if ratios else None,
+        counterexample=cex,
+        details={
+            "first_failing_step": failing[0]["step"] if failing else None,
+            "how": steps[0]["how"],
+            "steps": steps,
+        },
+    )
+
+
+def _sampled_status(
+    spec: Mapping[str, Any],
+    inst: Instance,
+    theta: list[float],
+    opts: RunOptions,
+    i: int,
+    margin: float,
+    exprs: list[Expr],
+) -> tuple[str, str]:
+    """No enclosure: compare at dps and 2 dps; refuted only when both are clearly negative."""
+    from mpmath import mp, mpf
+
+    dps2 = min(2 * opts.dps, 10_000)
+    ev2 = QuantityEvaluator(inst, theta, dps2, spec["params"])
+    vals2 = {
+        n: ev2.value(n) for n in set().union(exprs[i].symbols, exprs[i + 1].symbols) - set(spec["params"])
+    }
+    vals2.update({k: mpf(v) for k, v in spec["params"].items()})
+    with mp.workdps(dps2):
+        m2 = exprs[i + 1].mp(vals2, dps2) - exprs[i].mp(vals2, dps2)
+        tol = mpf(10) ** (-(opts.dps - 5)) * max(abs(m2), 1)
+        how = f"sampled in mpmath at dps={opts.dps} and {dps2} (no certified enclosure)"
+        if m2 < -tol and margin < 0:
+            return "refuted", how
+    return "inconclusive", how
+
+
+def aggregate_custom(claim: Claim, results: list[InstanceResult], opts: RunOptions) -> Verdict:
+    """default_aggregate plus, per step, the status counts; names the first step that fails."""
+    from .runner import default_aggregate
+
+    v = default_aggregate(claim, results, opts)
+    v.stated_constant = 1.0
+    per_step: dict[int, dict[str, Any]] = {}
+    for r in results:
+        for s in r.details.get("steps", []):
+            row = per_step.setdefault(
+                s["step"], {"step": s["step"], "text": s["text"], "counts": {}, "worst_margin": None}
+            )
+            row["counts"][s["status"]] = row["counts"].get(s["status"], 0) + 1
+            if row["worst_margin"] is None or s["margin"] < row["worst_margin"]:
+                row["worst_margin"] = s["margin"]
+    steps = [per_step[k] for k in sorted(per_step)]
+    v.details["steps"] = steps
+    first = next((s for s in steps if any(k in FAILS for k in s["counts"])), None)
+    v.details["first_failing_step"] = first["step"] if first else None
+    if first is not None:
+        n = sum(c for k, c in first["counts"].items() if k in FAILS)
+        v.message = f"step {first['step']} ({first['text']}) fails on {n} instance(s); " + v.message
+    return v
+
+
+def build_custom_claim(spec: Mapping[str, Any]) -> Claim:
+    """The :class:`~checks.registry.Claim` of a custom inequality or chain spec."""
+    from functools import partial
+
+    texts = step_texts(spec)
+    statement = spec.get("statement") or (
+        " <= ".join(spec["steps"]) + (f"  [policy {spec['policy']}]" if spec["policy"] != "ref" else "")
+    )
+    return Claim(
+        id=spec["id"],
+        kind="inequality",
+        statement=statement,
+        reference=spec.get("reference", "claims file"),
+        check=partial(_check_entry, dict(spec)),
+        hypotheses=tuple(texts),
+        expect=spec["expect"],
+        aggregate=aggregate_custom,
+    )
+
+
+def _check_entry(spec: dict[str, Any], claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
+    return check_custom(spec, claim, inst, opts)
+
+
+def spec_constants(texts: Mapping[str, str], claim: Claim) -> dict[str, Any]:
+    """Constant override texts -> SymPy expressions in ``claim``'s symbols."""
+    syms = claim_symbols(claim)
+    return {k: parse(v, syms, key=f"constants.{claim.id}.{k}").sympy() for k, v in texts.items()}
+
+
+def instance_source(cf: ClaimsFile | None) -> dict[str, Any] | None:
+    """The serializable instance source a claims file asks for (None: not set)."""
+    if cf is None or cf.instances is None:
+        return None
+    tab = dict(cf.instances)
+    if "presets" in tab:
+        return {"kind": "presets", "names": tab["presets"]}
+    kwargs = {k: tab[k] for k in ("m", "K", "d", "beta", "theta_norm", "tilt", "eps") if k in tab}
+    return {
+        "kind": "random",
+        "count": tab.get("count"),
+        "families": tab.get("families", ["generic", "two_response", "near_collinear"]),
+        "sizes": tab.get("sizes"),
+        "kwargs": kwargs,
+    }
