@@ -20,7 +20,9 @@ drawn in the order y < y'.
 S5 (audited form): with probability >= 1 - delta,
 
 .. math:: \max_z|\langle\theta_2-\theta^*, z\rangle| \le c\sqrt{\frac{e^{\beta e_1} d_Z \log(2|Z|/\delta)}
-          {(1-\alpha) n_2 \beta^2 \min_z w_{\theta_1}(z)}},\quad e_1 = \max_z|\langle\theta_1-\theta^*,z\rangle|,
+          {(1-\alpha) n_2 \beta^2 \min_z w_{\theta_1}(z)}},
+
+where :math:`e_1 = \max_z|\langle\theta_1-\theta^*,z\rangle|`,
 
 with |Z| = m K (K-1) the number of ordered pairs as THEORY.md counts them. :func:`s5_bound`
 evaluates the right-hand side at c = 1.
@@ -46,7 +48,9 @@ F = NDArray[np.float64]
 
 VARIANTS = ("mixture", "paired")
 
-__all__ = ["VARIANTS", "HybridResult", "design_counts", "round2_counts", "two_round", "s5_bound", "max_pair_error"]
+__all__ = [
+    "VARIANTS", "HybridResult", "design_counts", "round2_counts", "two_round", "s5_bound", "max_pair_error",
+]
 
 
 def _check_alpha(alpha: Any, name: str = "alpha") -> float:
@@ -101,7 +105,13 @@ def _paired_counts(inst: Instance, theta1: F, lam: F, n: int, rng: np.random.Gen
 
 
 def round2_counts(
-    inst: Instance, theta1: F, lam: F, alpha: float, n: int, rng: np.random.Generator, variant: str = "mixture"
+    inst: Instance,
+    theta1: F,
+    lam: F,
+    alpha: float,
+    n: int,
+    rng: np.random.Generator,
+    variant: str = "mixture",
 ) -> PairCounts:
     """Round-2 pairs: Binomial(n, alpha) on-policy pairs of pi_theta1, the rest by ``variant``."""
     if variant not in VARIANTS:
@@ -128,7 +138,9 @@ def max_pair_error(inst: Instance, theta: Any, Z: F | None = None) -> float:
     return float(np.max(np.abs(Z @ (np.asarray(theta, dtype=np.float64) - inst.theta_star))))
 
 
-def s5_bound(inst: Instance, theta1: Any, alpha: float, n2: int, delta: float, d_Z: int | None = None) -> float:
+def s5_bound(
+    inst: Instance, theta1: Any, alpha: float, n2: int, delta: float, d_Z: int | None = None
+) -> float:
     r"""The S5 right-hand side at c = 1:
     :math:`\sqrt{e^{\beta e_1} d_Z\log(2|Z|/\delta)/((1-\alpha) n_2\beta^2\min_z w_{\theta_1}(z))}`."""
     _, Z = pair_set(inst)
@@ -139,7 +151,8 @@ def s5_bound(inst: Instance, theta1: Any, alpha: float, n2: int, delta: float, d
     dz = inst.d if d_Z is None else d_Z
     b = inst.beta
     # work in logs: e^{beta e1} may overflow for a bad theta1
-    log_val = b * e1 + math.log(dz * math.log(2 * nz / delta)) - math.log((1 - alpha) * n2 * b * b * float(w.min()))
+    log_val = b * e1 + math.log(dz * math.log(2 * nz / delta))
+    log_val -= math.log((1 - alpha) * n2 * b * b * float(w.min()))
     return math.exp(0.5 * log_val) if log_val < 1400 else math.inf
 
 
