@@ -23,6 +23,8 @@ ks_chi2_verdict(samples, df, level)  the same as a :class:`StatOutcome`
 binomial_exceedance_verdict(k, n, delta, level)
                                      decide "P(failure) <= delta" from k failures in n trials
 mean_ci(samples, level)              Student-t interval for a mean (S2-style comparisons)
+mean_band_verdict(samples, target, rtol, level)
+                                     decide "E[s] = target within relative tolerance rtol"
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ __all__ = [
     "ks_chi2_verdict",
     "binomial_exceedance_verdict",
     "mean_ci",
+    "mean_band_verdict",
     "check_level",
 ]
 
@@ -267,3 +270,53 @@ def mean_ci(samples: Sequence[float] | np.ndarray, level: float = 0.01) -> tuple
     se = float(arr.std(ddof=1) / math.sqrt(n))
     t = float(_st.t.ppf(1.0 - lv / 2.0, n - 1))
     return mean, mean - t * se, mean + t * se
+
+
+def mean_band_verdict(
+    samples: Sequence[float] | np.ndarray, target: float, rtol: float, level: float = 0.01
+) -> StatOutcome:
+    r"""Decide "E[s] = target within relative tolerance rtol" from i.i.d. samples.
+
+    Null hypothesis (the claim): the true mean lies in the band
+    [target (1 - rtol), target (1 + rtol)]. With the Student-t interval of :func:`mean_ci`
+    at confidence 1 - level:
+
+    - ``rejected`` iff that interval misses the band entirely (the data show, at this level,
+      that the mean is outside the stated tolerance);
+    - ``consistent`` otherwise.
+
+    p_value = 2 P(T_{n-1} >= dist / se) with dist the distance from the sample mean to the
+    band (1 when the mean is inside), capped at 1; rejected iff p_value < level, which is the
+    same decision. ``rtol`` is the stated tolerance of the claim (e.g. the O(1/n) bias of an
+    asymptotic formula), not a fudge: report it with the verdict.
+    """
+    lv = check_level(level)
+    arr = _as_samples(samples)
+    if not (isinstance(target, (int, float, np.floating)) and math.isfinite(float(target)) and target > 0):
+        raise InvalidInput(f"target must be a finite number > 0, got target={target!r}")
+    if not (isinstance(rtol, (int, float, np.floating)) and 0.0 <= float(rtol) < 1.0):
+        raise InvalidInput(f"rtol must be in [0, 1), got rtol={rtol!r}")
+    n = arr.size
+    mean, lo, hi = mean_ci(arr, lv)
+    se = float(arr.std(ddof=1) / math.sqrt(n))
+    b_lo, b_hi = float(target) * (1 - float(rtol)), float(target) * (1 + float(rtol))
+    dist = max(b_lo - mean, mean - b_hi, 0.0)
+    if dist == 0.0:
+        p = 1.0
+    elif se == 0.0:
+        p = 0.0
+    else:
+        p = min(1.0, 2.0 * float(_st.t.sf(dist / se, n - 1)))
+    status: StatStatus = "rejected" if p < lv else "consistent"
+    return StatOutcome(
+        status=status,
+        p_value=p,
+        level=lv,
+        n=int(n),
+        test="mean-in-band (Student t)",
+        statistic=mean,
+        details={
+            "mean": mean, "ci_low": lo, "ci_high": hi, "target": float(target), "rtol": float(rtol),
+            "band_low": b_lo, "band_high": b_hi, "ratio": mean / float(target),
+        },
+    )
