@@ -1,0 +1,276 @@
+"""Audit reports: report.json / .md / .html / .tex and the terminal summary table.
+
+Every file is written atomically (a temporary file in the same directory, then
+``os.replace``), so a reader never sees half a report. The summary table has one row
+per claim: claim, kind, status, instances, agreement digits, worst margin, the
+tightest constant found against the stated one, elapsed time and a link to the
+counterexample. On a terminal the table is a rich table and a rich progress bar
+shows the run; otherwise plain text and no progress output.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from .verdict import Verdict
+
+__all__ = [
+    "atomic_write",
+    "summary_rows",
+    "render_text",
+    "print_summary",
+    "write_reports",
+    "to_markdown",
+    "to_html",
+    "to_latex",
+    "Progress",
+    "COLUMNS",
+]
+
+COLUMNS = (
+    "claim",
+    "kind",
+    "status",
+    "instances",
+    "agreement",
+    "worst margin",
+    "tightest / stated",
+    "elapsed",
+    "counterexample",
+)
+
+
+def atomic_write(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and rename (fsync'd)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _fmt(x: Any, digits: int = 4) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.{digits}g}"
+    return str(x)
+
+
+def cex_name(claim: str) -> str:
+    """File name of a claim's counterexample under counterexamples/."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in claim)
+    return f"{safe}.json"
+
+
+def summary_rows(verdicts: Sequence[Verdict], links: bool = True) -> list[list[str]]:
+    rows = []
+    for v in verdicts:
+        const = _fmt(v.tightest_constant)
+        if v.stated_constant is not None:
+            const += f" / {_fmt(v.stated_constant)}"
+        rows.append(
+            [
+                v.claim,
+                v.kind,
+                v.status + ("" if v.ok else " (!)"),
+                str(v.instances),
+                _fmt(v.agreement_digits, 3),
+                _fmt(v.worst_margin),
+                const,
+                f"{v.elapsed_s:.2f}s",
+                f"counterexamples/{cex_name(v.claim)}" if (links and v.counterexample) else "-",
+            ]
+        )
+    return rows
+
+
+def render_text(verdicts: Sequence[Verdict], links: bool = True) -> str:
+    """The summary as an aligned plain-text table."""
+    rows = [list(COLUMNS)] + summary_rows(verdicts, links)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def footer(verdicts: Sequence[Verdict]) -> str:
+    bad = [v.claim for v in verdicts if not v.ok]
+    if not verdicts:
+        return "no claims registered"
+    if not bad:
+        return f"{len(verdicts)} claim(s): every verdict as expected"
+    return f"{len(verdicts)} claim(s): {len(bad)} not as expected: {', '.join(bad)}"
+
+
+def print_summary(verdicts: Sequence[Verdict], stream: IO[str] | None = None, links: bool = True) -> None:
+    """Rich table on a terminal, plain text otherwise."""
+    out = stream or sys.stdout
+    if out.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(show_lines=False)
+        for c in COLUMNS:
+            table.add_column(c)
+        for v, row in zip(verdicts, summary_rows(verdicts, links)):
+            style = None if v.ok else "bold red"
+            table.add_row(*row, style=style)
+        console = Console(file=out)
+        console.print(table)
+        console.print(footer(verdicts))
+    else:
+        print(render_text(verdicts, links), file=out)
+        print(footer(verdicts), file=out)
+
+
+# ------------------------------------------------------------ file formats
+def to_json(verdicts: Sequence[Verdict]) -> str:
+    return json.dumps([v.to_json() for v in verdicts], indent=2, sort_keys=False) + "\n"
+
+
+def to_markdown(verdicts: Sequence[Verdict], title: str = "prefcheck audit") -> str:
+    rows = summary_rows(verdicts)
+    out = [f"# {title}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for row in rows:
+        cells = [c.replace("|", "\\|") for c in row]
+        if cells[-1] != "-":
+            cells[-1] = f"[{cex_name(row[0])}]({row[-1]})"
+        out.append("| " + " | ".join(cells) + " |")
+    out += ["", footer(verdicts), ""]
+    for v in verdicts:
+        if v.message:
+            out.append(f"- **{v.claim}**: {v.message}")
+    return "\n".join(out) + "\n"
+
+
+def to_html(verdicts: Sequence[Verdict], title: str = "prefcheck audit") -> str:
+    esc = html.escape
+    head = "".join(f"<th>{esc(c)}</th>" for c in COLUMNS)
+    body = []
+    for v, row in zip(verdicts, summary_rows(verdicts)):
+        cells = [esc(c) for c in row]
+        if row[-1] != "-":
+            cells[-1] = f'<a href="{esc(row[-1])}">{esc(cex_name(row[0]))}</a>'
+        cls = "ok" if v.ok else "bad"
+        body.append(f'<tr class="{cls}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    msgs = "".join(f"<li><b>{esc(v.claim)}</b>: {esc(v.message)}</li>" for v in verdicts if v.message)
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
+        f"<title>{esc(title)}</title>"
+        "<style>body{font-family:sans-serif}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:2px 6px}tr.bad{background:#fdd}</style></head><body>"
+        f"<h1>{esc(title)}</h1><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        f"<p>{esc(footer(verdicts))}</p><ul>{msgs}</ul></body></html>\n"
+    )
+
+
+_TEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def tex_escape(text: str) -> str:
+    return "".join(_TEX.get(c, c) for c in text)
+
+
+def to_latex(verdicts: Sequence[Verdict], caption: str = "prefcheck audit of the claims") -> str:
+    """An appendix-ready table (booktabs); the counterexample column names the file."""
+    cols = (
+        "Claim",
+        "Kind",
+        "Status",
+        "Inst.",
+        "Digits",
+        "Worst margin",
+        "Tightest / stated",
+        "Counterexample",
+    )
+    lines = [
+        "% generated by prefcheck audit; needs \\usepackage{booktabs}",
+        "\\begin{table}[ht]",
+        "\\centering",
+        "\\small",
+        "\\begin{tabular}{lllrrrll}",
+        "\\toprule",
+        " & ".join(cols) + " \\\\",
+        "\\midrule",
+    ]
+    for row in summary_rows(verdicts):
+        cells = [row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[8]]
+        cells = [tex_escape(c) for c in cells]
+        cells[-1] = "--" if row[8] == "-" else f"\\texttt{{{tex_escape(cex_name(row[0]))}}}"
+        lines.append(" & ".join(cells) + " \\\\")
+    lines += [
+        "\\bottomrule",
+        "\\end{tabular}",
+        f"\\caption{{{tex_escape(caption)}. {tex_escape(footer(verdicts))}.}}",
+        "\\label{tab:prefcheck-audit}",
+        "\\end{table}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(out: str | Path, verdicts: Sequence[Verdict]) -> list[Path]:
+    """Write report.json/.md/.html/.tex into ``out`` (atomically); return their paths."""
+    out = Path(out)
+    paths = []
+    for name, text in (
+        ("report.json", to_json(verdicts)),
+        ("report.md", to_markdown(verdicts)),
+        ("report.html", to_html(verdicts)),
+        ("report.tex", to_latex(verdicts)),
+    ):
+        p = out / name
+        atomic_write(p, text)
+        paths.append(p)
+    return paths
+
+
+class Progress:
+    """A rich progress bar on a terminal; silent otherwise."""
+
+    def __init__(self, total: int, enabled: bool | None = None, description: str = "audit"):
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.total = total
+        self._bar: Any = None
+        self._task: Any = None
+        self.description = description
+
+    @contextmanager
+    def running(self) -> Iterator[Progress]:
+        if not self.enabled:
+            yield self
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as RichProgress
+
+        cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with RichProgress(*cols, transient=True, console=Console(stderr=True)) as bar:
+            self._bar = bar
+            self._task = bar.add_task(self.description, total=self.total)
+            yield self
+        self._bar = None
+
+    def advance(self, n: int, description: str | None = None) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, advance=n, description=description or self.description)
