@@ -36,10 +36,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-import scipy.linalg
 from numpy.typing import NDArray
 
 from . import fast
+from .coverage import coverage_fast
 from .errors import InvalidInput, MLENotFound
 from .instance import Instance
 from .mle import fit_mle
@@ -87,33 +87,17 @@ def asymptotic_risk(inst: Instance, q: Any, n: float, istar: F64 | None = None) 
     return float(np.trace(np.linalg.solve(Iq, I)) / n)
 
 
-def _gen_eig_max(A: F64, B: F64) -> float:
-    """Largest generalized eigenvalue of the pencil (A, B), B symmetric positive definite; +inf if not."""
-    try:
-        vals = scipy.linalg.eigh(0.5 * (A + A.T), 0.5 * (B + B.T), eigvals_only=True)
-    except np.linalg.LinAlgError:
-        return math.inf
-    return float(vals[-1])
+def coverage(inst: Instance, theta: Any) -> dict[str, float]:
+    r"""Coverage of pi* by the sampling policy pi_theta (THEORY.md section 4), float64:
 
+    C_inf = max_{x,y} pi*(y|x) / pi_theta(y|x);  C_Sigma = lambda_max(Sigma_{pi*}, Sigma_{pi_theta});
+    C_I = lambda_max(I_{q_pi*}(theta*), I_{q_{pi_theta}}(theta*)).
 
-def coverage(inst: Instance, probs: Any, istar: F64 | None = None) -> dict[str, float]:
-    r"""Coverage of pi* by the sampling policy ``probs`` (m, K) (THEORY.md section 4):
-
-    C_inf = max_{x,y} pi*(y|x) / pi(y|x);  C_Sigma = lambda_max(Sigma_{pi*}, Sigma_pi);
-    C_I = lambda_max(I_{q_pi*}(theta*), I_{q_pi}(theta*)).
-
-    Uses proofs_numeric.coverage when that module provides ``c_inf``, ``c_sigma`` and
-    ``c_fisher``; else this private float64 version (generalized eigenvalues by
-    scipy.linalg.eigh).
+    Delegates to :func:`proofs_numeric.coverage.coverage_fast` (one implementation of the
+    coverage constants in the project); keys renamed c_inf, c_sigma, c_I.
     """
-    p = np.asarray(probs, dtype=np.float64)
-    star = fast.policy(inst, inst.theta_star)
-    I = target_fisher(inst) if istar is None else istar
-    q = fast.policy_pairs(p)
-    c_inf = float(np.max(star / p))
-    c_sig = _gen_eig_max(fast.pair_cov(inst, fast.policy_pairs(star)), fast.pair_cov(inst, q))
-    c_I = _gen_eig_max(I, fisher_at_star(inst, q))
-    return {"c_inf": c_inf, "c_sigma": c_sig, "c_I": c_I}
+    c = coverage_fast(inst, np.asarray(theta, dtype=np.float64))
+    return {"c_inf": float(c["C_inf"]), "c_sigma": float(c["C_Sigma"]), "c_I": float(c["C_I"])}
 
 
 # ------------------------------------------------------------ records
@@ -221,9 +205,8 @@ def run_onpolicy(
     total: PairCounts | None = None
     I_sum = np.zeros((inst.d, inst.d))
     for t in range(rounds):
-        probs = fast.policy(inst, theta)
-        q = fast.policy_pairs(probs)
-        cov = coverage(inst, probs, istar)
+        q = onpolicy_q(inst, theta)
+        cov = coverage(inst, theta)
         counts = sample_counts(inst, q, batch, rng_for(seed, rep, t, STREAM_ONPOLICY))
         Iq = batch * fisher_at_star(inst, q)
         if variant == "cumulative":
@@ -265,7 +248,7 @@ def run_offline(
     istar = target_fisher(inst)
     q = offline_q(inst)
     Iref = fisher_at_star(inst, q)
-    cov = coverage(inst, inst.pi_ref, istar)
+    cov = coverage(inst, np.zeros(inst.d))
     theta = np.zeros(inst.d)
     traj = Trajectory("offline", "cumulative", int(seed), int(rep), int(batch))
     total: PairCounts | None = None
