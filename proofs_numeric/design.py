@@ -707,7 +707,8 @@ def _arb_sigma_prime(u: Any) -> Any:
     import flint
 
     e = (-abs(u)).exp()
-    return e / ((flint.arb(1) + e) ** 2)
+    one_e = flint.arb(1) + e
+    return e / (one_e * one_e)
 
 
 def _certify_core(
@@ -761,7 +762,8 @@ def _certify_core(
             acc = flint.arb(0)
             for r in range(k):
                 acc += Zrows[i][r] * X[r, j]
-            Gs[p_, q_] = (b2 * (wts[i] * wts[j]).sqrt() * acc) ** 2
+            t = b2 * (wts[i] * wts[j]).sqrt() * acc
+            Gs[p_, q_] = t * t  # not t**2: arb's real power of a ball containing 0 is nan
     return {
         "M": M,
         "omega": om,
@@ -968,8 +970,10 @@ def certify_transfer(
 
     Both matrices are built in Arb on the design's support (weights renormalized); the Loewner
     order is decided by :func:`proofs_numeric.certify.certify_loewner_leq`. Also certifies the
-    per-pair weight ratio on every pair of Z. Returns status (certified | refuted | inconclusive),
-    e, the per-pair result and the smallest eigen-margin estimate (float64).
+    per-pair weight ratio on every pair of Z (``per_pair``: certified, refuted, or inconclusive when a
+    pair is exactly tight, <theta* - theta, z> = 0). A tight claim (theta = theta*: both sides equal)
+    comes back inconclusive: enclosures cannot certify an equality as an inequality. Returns status
+    (certified | refuted | inconclusive), e, per_pair and the smallest eigen-margin estimate (float64).
     """
     import flint
 
@@ -984,7 +988,6 @@ def certify_transfer(
         tha = [flint.arb(float(t)) for t in th]
         tsa = [flint.arb(float(t)) for t in ts]
         rows = []
-        per_pair_ok = True
         for i in range(idx.shape[0]):
             x, y, yp = (int(v) for v in idx[i])
             z = [flint.arb(float(inst.phi[x, y, j])) - flint.arb(float(inst.phi[x, yp, j])) for j in range(d)]
@@ -994,9 +997,14 @@ def certify_transfer(
             rows.append((z, b * u, b * us, diff))
         e_ball = arb_max([r[3] for r in rows])
         e_hi = _up(e_ball)
+        per_pair = "certified"
         for _z, bu, bus, diff in rows:
-            if not (_arb_sigma_prime(bus) >= (-b * diff).exp() * _arb_sigma_prime(bu)):
-                per_pair_ok = False
+            lhs_w, rhs_w = _arb_sigma_prime(bus), (-b * diff).exp() * _arb_sigma_prime(bu)
+            if lhs_w < rhs_w:
+                per_pair = "refuted"
+                break
+            if not (lhs_w >= rhs_w):
+                per_pair = "inconclusive"  # tight pair (<theta* - theta, z> = 0): equality
         S = sorted(int(i) for i in support_weights)
         lam = {i: flint.arb(support_weights[i]) for i in S}
         tot = sum((lam[i] for i in S), flint.arb(0))
@@ -1027,7 +1035,7 @@ def certify_transfer(
         "e_upper": e_hi,
         "c": c,
         "factor": f,
-        "per_pair_certified": per_pair_ok,
+        "per_pair": per_pair,
         "min_generalized_eig": float(rel.min()),
         "margin": float(rel.min() - f),
         "prec": prec,
