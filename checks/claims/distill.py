@@ -1,0 +1,483 @@
+r"""Reward-distillation claims of THEORY.md section 7: E15 (identity), E16 (exact recovery), S6 (chi^2_d law).
+
+E15  grad L_RD = 2 beta E_q[(beta <theta, z> - dr) z], Hess L_RD = 2 beta^2 Sigma_q.
+     Cross-checked like the DPO identities: the SymPy closed form (theory.distill, lambdified to
+     mpmath), the SymPy derivation from the definition with the policy's log-ratios and the explicit
+     partition function, the hand-written mpmath implementation (proofs_numeric.distill), the float64
+     fast path and mpmath.diff finite differences of the loss evaluated from its definition. The
+     sampler is the fixed q_{pi_ref} and the rewards are misspecified (``misspec`` 0.5) so that the
+     gradient does not vanish. Constants: ``grad_factor`` (2) and ``hess_factor`` (2) scale the closed
+     form (grad_factor beta E_q[...] and hess_factor beta^2 Sigma_q): any other value is refuted.
+
+E16  noiseless, realizable rewards: the least-squares distillation estimate from ``pairs`` (default d)
+     pairs whose differences span R^d equals theta* exactly. Verified at dps = max(100, RunOptions.dps)
+     and at 2 dps + 10: |theta_hat - theta*|_inf <= 2^(-prec + GUARD_BITS) max(1, |theta*|_inf) at both
+     (to the last digits, not a loose tolerance). Constants: ``pairs`` (an int, or "d"; with fewer than d
+     pairs theta* is not identified and the claim is refuted with a second exact minimizer),
+     ``misspec`` (0: realizable; > 0 breaks the hypothesis and is refuted).
+
+S6   Gaussian noise, fixed design: with independent N(0, s^2) noise on *each* of the two reward labels
+     r(x,y), r(x,y') of a pair, the observed difference carries N(0, 2 s^2) noise, and
+     T = (theta_hat - theta*)' (beta^2 sum_i z_i z_i') (theta_hat - theta*) / (noise_factor s^2)
+     is exactly chi^2_d for noise_factor = 2 (A = beta Z, e ~ N(0, 2 s^2 I): A (theta_hat - theta*) = P e,
+     P the rank-d projection on range(A), e'Pe / (2 s^2) ~ chi^2_d). Tested by Kolmogorov-Smirnov
+     against chi^2_d at RunOptions.level over ``replications`` noise draws (default 400; the design is
+     drawn once). Constants: ``noise_factor`` (2; 1, i.e. s^2 instead of 2 s^2, is rejected), ``s`` (0.5),
+     ``n`` (pairs in the design, default 4 d).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Sequence
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+from mpmath import mp, mpf
+
+from checks.registry import Claim, InstanceResult, RunOptions
+from checks.stats import ks_chi2_verdict
+from proofs_numeric import distill as dn
+from proofs_numeric import mp as pmp
+from proofs_numeric.errors import InvalidInput, MLENotFound, check_dps
+from proofs_numeric.generate import preset
+from proofs_numeric.instance import Instance
+from proofs_numeric.sampling import offline_q, rng_for, sample_pairs
+from theory import distill as td
+from theory.derivation import context_args
+from theory.symbols import context_symbols
+
+#: misspecification of the rewards used by the E15 identity (any value works; 0.5 keeps grad != 0)
+E15_MISSPEC = 0.5
+#: E16 tolerance 2^(-prec + GUARD_BITS) relative to max(1, |theta*|_inf)
+GUARD_BITS = 8
+#: E16 runs at least at this precision ("verified at 100 digits")
+E16_MIN_DPS = 100
+#: rng stream keys of this module (rng_for(seed, STREAM, ...))
+STREAM_E16 = 61
+STREAM_S6_DESIGN = 62
+STREAM_S6_NOISE = 63
+
+
+# ---------------------------------------------------------------- plumbing
+def _num(opts: RunOptions, key: str, default: float) -> float:
+    """A numeric constant from RunOptions.constants (int, float, SymPy number or a numeric string)."""
+    raw = opts.constants.get(key, default)
+    try:
+        if isinstance(raw, bool):
+            raise TypeError
+        val = float(Fraction(raw)) if isinstance(raw, str) else float(raw)
+    except (TypeError, ValueError, ZeroDivisionError):
+        raise InvalidInput(f"constant {key} must be a number, got {key}={raw!r}") from None
+    if not math.isfinite(val):
+        raise InvalidInput(f"constant {key} must be finite, got {key}={raw!r}")
+    return val
+
+
+def _int_const(opts: RunOptions, key: str, default: int, *, d: int | None = None) -> int:
+    raw = opts.constants.get(key, default)
+    if isinstance(raw, str) and raw.strip() == "d" and d is not None:
+        return d
+    val = _num(opts, key, default)
+    if val != int(val) or val < 1:
+        raise InvalidInput(f"constant {key} must be an integer >= 1, got {key}={raw!r}")
+    return int(val)
+
+
+def _q_ref_mp(inst: Instance, dps: int) -> list[list[list[Any]]]:
+    """The fixed sampler of E15: q_{pi_ref}[x][y][y'] = pi_ref(y|x) pi_ref(y'|x) at ``dps``."""
+    return pmp.policy_pairs(inst.pi_ref.tolist(), dps)
+
+
+# ================================================================ E15 sides
+def _theory_side(
+    inst: Instance, theta: Sequence[Any], dps: int, which: str, gf: Any = 2, hf: Any = 2
+) -> list[Any]:
+    """sum_x rho(x) sum_{y != y'} of the pair expressions of theory.distill (lambdified to mpmath).
+
+    The pair (y, y') is the pair (0, 1) of the responses relabelled by theory.distill.pair_permutation.
+    ``which``: "closed" (E15's closed form) or "derived" (differentiation of the definition). The
+    factors ``gf``/``hf`` rescale the closed form (2 and 2 in E15; anything else is a wrong claim).
+    """
+    K, d = inst.K, inst.d
+    cs = context_symbols(K, d)
+    fg = td.e15_lambdified(K, d, "gradient", which)
+    fh = td.e15_lambdified(K, d, "hessian", which)
+    with mp.workdps(dps):
+        q = _q_ref_mp(inst, dps)
+        r = dn.RewardModel(E15_MISSPEC).table_mp(inst, dps)
+        th = [mpf(t) for t in theta]
+        ts = [mpf(t) for t in inst.theta_star]
+        g_terms: list[list[Any]] = [[] for _ in range(d)]
+        h_terms: list[list[Any]] = [[] for _ in range(d * d)]
+        for x in range(inst.m):
+            rx = mpf(inst.rho[x])
+            for y in range(K):
+                for yp in range(K):
+                    if y == yp:
+                        continue
+                    perm = td.pair_permutation(K, y, yp)
+                    phi = [[mpf(inst.phi[x, perm[a], j]) for j in range(d)] for a in range(K)]
+                    p = [mpf(inst.pi_ref[x, perm[a]]) for a in range(K)]
+                    qq = [[q[x][perm[a]][perm[b]] for b in range(K)] for a in range(K)]
+                    args = [
+                        *context_args(cs, th, ts, phi, p, mpf(inst.beta), qq),
+                        *[r[x][perm[a]] for a in range(K)],
+                    ]
+                    g = fg(*args)
+                    h = fh(*args)
+                    for j in range(d):
+                        g_terms[j].append(rx * g[j])
+                    for k in range(d * d):
+                        h_terms[k].append(rx * h[k])
+        grad = [mp.fsum(t) for t in g_terms]
+        hess = [mp.fsum(t) for t in h_terms]
+        if which == "closed":
+            grad = [gi * mpf(gf) / 2 for gi in grad]
+            hess = [hi * mpf(hf) / 2 for hi in hess]
+        return grad + hess
+
+
+def e15_theory(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
+    """E15 closed form (SymPy, lambdified): [grad (d), Hess (d*d, row-major)]."""
+    return _theory_side(inst, theta, dps, "closed")
+
+
+def e15_derived(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
+    """E15 from the definition (SymPy derivatives of the log-ratio loss, unsimplified, lambdified)."""
+    return _theory_side(inst, theta, dps, "derived")
+
+
+def e15_numeric(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
+    """E15 by the hand-written mpmath implementation (proofs_numeric.distill)."""
+    with mp.workdps(dps):
+        q = _q_ref_mp(inst, dps)
+        r = dn.RewardModel(E15_MISSPEC).table_mp(inst, dps)
+        g = dn.rd_grad(inst, q, theta, r, dps)
+        H = dn.rd_hess(inst, q, dps)
+        return [*g, *[h for row in H for h in row]]
+
+
+def e15_float(inst: Instance, theta: np.ndarray) -> np.ndarray:
+    """E15 by the float64 fast path."""
+    q = offline_q(inst)
+    r = dn.RewardModel(E15_MISSPEC).table_fast(inst)
+    return np.concatenate([dn.rd_grad_fast(inst, q, theta, r), dn.rd_hess_fast(inst, q).ravel()])
+
+
+def e15_fd(inst: Instance, theta: Sequence[Any], dps: int) -> tuple[list[Any], list[Any]]:
+    """FD (mpmath.diff) of the loss from its definition (gradient) and of the gradient (Hessian).
+
+    The differentiated functions evaluate at 2 dps + 20 digits internally (above mp.diff's own
+    working precision, which a function with its own workdps would otherwise truncate).
+    """
+    hi = 2 * dps + 20
+    d = inst.d
+    with mp.workdps(hi):
+        q = _q_ref_mp(inst, hi)
+        r = dn.RewardModel(E15_MISSPEC).table_mp(inst, hi)
+    with mp.workdps(dps):
+        th = [mpf(t) for t in theta]
+
+        def loss(*t: Any) -> Any:
+            return dn.rd_loss(inst, q, list(t), r, hi, from_policy=True)
+
+        fd_g = [mp.diff(loss, th, tuple(int(i == j) for i in range(d))) for j in range(d)]
+        fd_h = []
+        for i in range(d):
+            for j in range(d):
+
+                def gi(*t: Any, i: int = i) -> Any:
+                    return dn.rd_grad(inst, q, list(t), r, hi)[i]
+
+                fd_h.append(mp.diff(gi, th, tuple(int(k == j) for k in range(d))))
+        analytic = e15_numeric(inst, th, dps)
+        return [+v for v in fd_g + fd_h], analytic
+
+
+# ------------------------------------------------------------ E15 (fallback engine)
+def _theta_point(inst: Instance, opts: RunOptions) -> list[float]:
+    rng = rng_for(opts.seed, 60, zlib.crc32(inst.name.encode()))
+    return (inst.theta_star + 0.5 * rng.standard_normal(inst.d)).tolist()
+
+
+def _agree_digits(a: Sequence[Any], b: Sequence[Any], dps: int) -> float:
+    with mp.workdps(dps):
+        scale = max([abs(mpf(v)) for v in a] + [mpf(1)])
+        err = max(abs(mpf(u) - mpf(v)) for u, v in zip(a, b))
+        if err == 0:
+            return float(dps)
+        return float(-mp.log10(err / scale))
+
+
+def _check_e15_fallback(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
+    """E15 without checks.crosscheck: the same comparisons, at dps and 2 dps + 10."""
+    dps = check_dps(opts.dps)
+    gf, hf = _num(opts, "grad_factor", 2), _num(opts, "hess_factor", 2)
+    theta = _theta_point(inst, opts)
+    need = dps - 5
+    details: dict[str, Any] = {
+        "theta": theta,
+        "need_digits": need,
+        "engine": "checks.claims.distill fallback",
+    }
+    worst = math.inf
+    for p in (dps, 2 * dps + 10):
+        th = _theory_side(inst, theta, p, "closed", gf, hf)
+        nu = e15_numeric(inst, theta, p)
+        de = _theory_side(inst, theta, p, "derived")
+        a1, a2 = _agree_digits(nu, th, p), _agree_digits(de, nu, p)
+        details[f"theory_vs_numeric_digits@{p}"] = a1
+        details[f"derived_vs_numeric_digits@{p}"] = a2
+        worst = min(worst, a1 if p == dps else a1 - (p - dps), a2 if p == dps else a2 - (p - dps))
+    fd, an = e15_fd(inst, theta, dps)
+    details["fd_digits"] = _agree_digits(an, fd, dps)
+    fl = e15_float(inst, np.asarray(theta))
+    with mp.workdps(dps):
+        ref = e15_numeric(inst, theta, dps)
+        scale = max(abs(float(v)) for v in ref) or 1.0
+        details["float64_rel_err"] = max(abs(float(a) - float(b)) for a, b in zip(fl, ref)) / scale
+    agree = min(details[f"theory_vs_numeric_digits@{dps}"], details[f"derived_vs_numeric_digits@{dps}"])
+    ok = agree >= need and details["fd_digits"] >= dps / 3 and details["float64_rel_err"] < 1e-10
+    return InstanceResult(
+        status="verified" if ok else "refuted",
+        instance=inst.name,
+        agreement_digits=agree,
+        counterexample=None
+        if ok
+        else {"instance": inst.to_dict(), "theta": theta, "grad_factor": gf, "hess_factor": hf},
+        details=details,
+    )
+
+
+def _e15_claim() -> Claim:
+    statement = (
+        "reward distillation L_RD(theta) = E_q[(beta <theta,z> - dr)^2] (beta <theta,z> the DPO implicit "
+        "reward "
+        "difference, partition function cancelled): grad = 2 beta E_q[(beta <theta,z> - dr) z], "
+        "Hess = 2 beta^2 Sigma_q"
+    )
+    reference = "THEORY.md E15 (section 7)"
+    hyps = ("fixed sampler q (here q_{pi_ref}), rewards any table r(x,y) (here misspecified, size 0.5)",)
+    consts = {"grad_factor": 2, "hess_factor": 2}
+    try:
+        from checks.crosscheck import IdentitySpec, identity_claim
+    except ImportError:
+        return Claim(
+            id="E15",
+            kind="identity",
+            statement=statement,
+            reference=reference,
+            check=_check_e15_fallback,
+            hypotheses=hyps,
+            constants=consts,
+        )
+    spec = IdentitySpec(
+        theory=e15_theory, numeric=e15_numeric, floatpath=e15_float, fd=e15_fd, derived=e15_derived
+    )
+    return identity_claim("E15", statement, reference, spec, hypotheses=hyps, constants=consts)
+
+
+def wrong_e15_theory(grad_factor: float = 1.0, hess_factor: float = 2.0) -> Any:
+    """A deliberately altered closed form for refutation tests.
+
+    grad_factor beta E_q[(beta <theta,z> - dr) z] and hess_factor beta^2 Sigma_q (E15: 2 and 2).
+    """
+
+    def theory(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
+        return _theory_side(inst, theta, dps, "closed", grad_factor, hess_factor)
+
+    return theory
+
+
+# ====================================================================== E16
+def spanning_pairs(
+    inst: Instance, k: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """k pairs from q_{pi_ref} (drawn with ``rng``) whose differences are linearly independent (k <= d)."""
+    if k > inst.d:
+        x, y, yp = spanning_pairs(inst, inst.d, rng)
+        ex, ey, eyp = sample_pairs(inst, offline_q(inst), k - inst.d, rng)
+        return np.concatenate([x, ex]), np.concatenate([y, ey]), np.concatenate([yp, eyp])
+    xs: list[int] = []
+    ys: list[int] = []
+    yps: list[int] = []
+    rows: list[np.ndarray] = []
+    for _ in range(200):
+        x, y, yp = sample_pairs(inst, offline_q(inst), 4 * inst.d, rng)
+        for a, b, c in zip(x, y, yp):
+            z = inst.phi[a, b] - inst.phi[a, c]
+            if np.linalg.matrix_rank(np.array([*rows, z])) == len(rows) + 1:
+                rows.append(z)
+                xs.append(int(a))
+                ys.append(int(b))
+                yps.append(int(c))
+                if len(rows) == k:
+                    return np.array(xs), np.array(ys), np.array(yps)
+    raise InvalidInput(f"could not draw {k} linearly independent pairs from q_ref for instance {inst.name}")
+
+
+def check_e16(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
+    """E16: exact recovery of theta* from d spanning noiseless pairs (2^(-prec+GUARD_BITS), 2 precisions)."""
+    dps = max(E16_MIN_DPS, check_dps(opts.dps))
+    k = _int_const(opts, "pairs", inst.d, d=inst.d)
+    misspec = _num(opts, "misspec", 0.0)
+    x, y, yp = spanning_pairs(inst, k, rng_for(opts.seed, STREAM_E16))
+    pairs = [[int(a), int(b), int(c)] for a, b, c in zip(x, y, yp)]
+    details: dict[str, Any] = {"pairs": pairs, "n_pairs": k, "misspec": misspec, "guard_bits": GUARD_BITS}
+    cex = {"instance": inst.to_dict(), "pairs": pairs, "misspec": misspec}
+    worst_digits = math.inf
+    for p in (dps, 2 * dps + 10):
+        rewards = dn.RewardModel(misspec).table_mp(inst, p)
+        try:
+            th = dn.fit_distill(inst, x, y, yp, rewards, p)
+        except MLENotFound as exc:
+            # not identified: theta* + t v fits the pairs exactly for v orthogonal to every z_i
+            Z = inst.phi[x, y] - inst.phi[x, yp]
+            v = np.linalg.svd(Z)[2][-1]
+            details.update(status_reason=str(exc), null_direction=v.tolist())
+            return InstanceResult(
+                "refuted",
+                inst.name,
+                agreement_digits=0.0,
+                counterexample=cex | {"second_minimizer": (inst.theta_star + v).tolist()},
+                details=details,
+            )
+        with mp.workdps(p):
+            err = max(abs(mpf(a) - mpf(b)) for a, b in zip(th, inst.theta_star))
+            scale = max([abs(mpf(t)) for t in inst.theta_star] + [mpf(1)])
+            tol = mpf(2) ** (-mp.prec + GUARD_BITS) * scale
+            digits = float(p) if err == 0 else float(-mp.log10(err / scale))
+            details[f"error@{p}"] = mp.nstr(err, 5)
+            details[f"tolerance@{p}"] = mp.nstr(tol, 5)
+            details[f"theta_hat@{p}"] = [mp.nstr(t, 30) for t in th]
+            ok = err <= tol
+        worst_digits = min(worst_digits, digits if p == dps else digits - (p - dps))
+        if not ok:
+            return InstanceResult(
+                "refuted", inst.name, agreement_digits=digits, counterexample=cex, details=details
+            )
+    return InstanceResult(
+        "verified", inst.name, agreement_digits=min(worst_digits, float(dps)), details=details
+    )
+
+
+# ======================================================================= S6
+def s6_statistics(
+    inst: Instance, *, n: int, s: float, replications: int, seed: int, noise_factor: float = 2.0
+) -> np.ndarray:
+    r"""T_j = (theta_hat_j - theta*)' (beta^2 Z'Z) (theta_hat_j - theta*) / (noise_factor s^2), j = 1..R.
+
+    One fixed design of ``n`` pairs from q_{pi_ref} (rng_for(seed, STREAM_S6_DESIGN), redrawn until the
+    differences span R^d); replication j draws the N(0, s^2) noise of both labels of every pair from
+    rng_for(seed, STREAM_S6_NOISE, j) and refits by least squares (float64).
+    """
+    rng = rng_for(seed, STREAM_S6_DESIGN)
+    for _ in range(100):
+        x, y, yp = sample_pairs(inst, offline_q(inst), n, rng)
+        Z = inst.phi[x, y] - inst.phi[x, yp]
+        if np.linalg.matrix_rank(Z) == inst.d:
+            break
+    else:
+        raise InvalidInput(f"n={n} pairs from q_ref never spanned R^{inst.d}; use a larger n")
+    r = dn.RewardModel(0.0).table_fast(inst)
+    G = inst.beta**2 * Z.T @ Z
+    out = np.empty(replications)
+    for j in range(replications):
+        th = dn.fit_distill_fast(inst, x, y, yp, r, noise=s, rng=rng_for(seed, STREAM_S6_NOISE, j))
+        e = th - inst.theta_star
+        out[j] = float(e @ G @ e) / (noise_factor * s * s)
+    return out
+
+
+def check_s6(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
+    """S6: KS goodness of fit of the statistics to chi^2_d at RunOptions.level."""
+    nf = _num(opts, "noise_factor", 2.0)
+    s = _num(opts, "s", 0.5)
+    if nf <= 0 or s <= 0:
+        raise InvalidInput(f"constants noise_factor and s must be > 0, got noise_factor={nf}, s={s}")
+    n = _int_const(opts, "n", 4 * inst.d)
+    reps = opts.replications or (200 if opts.quick else 400)
+    T = s6_statistics(inst, n=n, s=s, replications=reps, seed=opts.seed, noise_factor=nf)
+    out = ks_chi2_verdict(T, inst.d, opts.level)
+    details = out.to_dict() | {
+        "noise_factor": nf,
+        "s": s,
+        "n_pairs": n,
+        "replications": reps,
+        "noise_model": "N(0, s^2) on each reward label; difference N(0, 2 s^2)",
+    }
+    cex = None
+    if out.status == "rejected":
+        cex = {
+            "instance": inst.to_dict(),
+            "noise_factor": nf,
+            "s": s,
+            "n": n,
+            "replications": reps,
+            "seed": opts.seed,
+        }
+    return InstanceResult(
+        out.status,
+        inst.name,
+        p_value=out.p_value,
+        constant=float(out.statistic or 0.0),
+        counterexample=cex,
+        details=details,
+    )
+
+
+def _s6_instances(opts: RunOptions) -> list[Instance]:
+    return [preset("generic")]
+
+
+def _e16_instances(opts: RunOptions) -> list[Instance]:
+    return [preset(name) for name in ("tiny", "generic", "two-response", "near-collinear")]
+
+
+CLAIMS = [
+    _e15_claim(),
+    Claim(
+        id="E16",
+        kind="identity",
+        statement="noiseless, realizable rewards r = beta <theta*, phi>: the least-squares distillation "
+        "estimate "
+        "from pairs whose differences span R^d equals theta* exactly (one round)",
+        reference="THEORY.md E16 (section 7)",
+        check=check_e16,
+        hypotheses=("r(x,y) = beta <theta*, phi(x,y)> exactly (misspec = 0)", "the sampled z's span R^d"),
+        constants={"pairs": "d", "misspec": 0},
+        default_instances=_e16_instances,
+    ),
+    Claim(
+        id="S6",
+        kind="statistical",
+        statement="Gaussian noise N(0, s^2) on each reward label, fixed design: "
+        "(theta_hat - theta*)' (beta^2 sum_i z_i z_i') (theta_hat - theta*) / (2 s^2) ~ chi^2_d exactly",
+        reference="THEORY.md S6 (section 7)",
+        check=check_s6,
+        hypotheses=(
+            "realizable rewards; independent N(0, s^2) noise on r(x,y) and on r(x,y') of every pair, so the "
+            "difference has variance 2 s^2",
+            "fixed design (pairs drawn once from q_{pi_ref}), least-squares estimate",
+        ),
+        constants={"noise_factor": 2, "s": 0.5, "n": "4*d"},
+        default_instances=_s6_instances,
+    ),
+]
+
+__all__ = [
+    "CLAIMS",
+    "e15_theory",
+    "e15_derived",
+    "e15_numeric",
+    "e15_float",
+    "e15_fd",
+    "check_e16",
+    "check_s6",
+    "s6_statistics",
+    "spanning_pairs",
+    "wrong_e15_theory",
+]
