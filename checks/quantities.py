@@ -115,14 +115,17 @@ def arb_prec(bits: int) -> Iterator[None]:
 
 
 def _mpf_to_arb(x: Any) -> Any:
-    """An mpmath mpf as the exact Arb number it is (mantissa * 2^exp)."""
+    """An mpmath mpf as the exact Arb number it is (mantissa * 2^exp, at any flint.ctx.prec)."""
     import flint
 
-    sign, man, exp, _ = mpf(x)._mpf_
+    # an mpf keeps its own precision: read its bits directly (mpf(x) would round to the global precision)
+    sign, man, exp, bc = (x if isinstance(x, mpf) else mpf(x))._mpf_
     if man == 0:
         return flint.arb(0)
-    val = flint.arb(flint.fmpz(-int(man) if sign else int(man)))
-    return val * flint.arb(2) ** int(exp) if exp >= 0 else val / flint.arb(2) ** int(-exp)
+    with arb_prec(max(flint.ctx.prec, int(bc) + 8)):  # enough bits that the scaling is exact
+        val = flint.arb(flint.fmpz(-int(man) if sign else int(man)))
+        out = val * flint.arb(2) ** int(exp) if exp >= 0 else val / flint.arb(2) ** int(-exp)
+    return out
 
 
 # ------------------------------------------------------------------ mpmath
@@ -424,7 +427,7 @@ class QuantityEvaluator:
             return None
         lo = (num / den).lower()
         lam_a = _mpf_to_arb(lam)
-        delta = flint.arb(2) ** (-(self.prec // 2))
+        delta = flint.arb(2) ** (-(self.prec - 40))  # the mpmath eigenvalue is good to about dps digits
         for _ in range(16):
             hi = (lam_a + abs(lam_a) * delta + delta).upper()
             M = [[hi * B[i][j] - A[i][j] for j in range(d)] for i in range(d)]
