@@ -108,6 +108,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any], int]] = {
     "near-collinear": ("near_collinear", {"m": 3, "K": 4, "d": 2, "eps": 1e-2}, 4),
     "poor-coverage": ("poor_coverage", {"m": 4, "K": 8, "d": 4, "theta_norm": 3.0, "tilt": 1.5}, 14),
     "W1": ("generic", {"m": 8, "K": 16, "d": 8}, 6),
+    "misspecified": ("poor_coverage", {"m": 4, "K": 8, "d": 3, "theta_norm": 2.0, "tilt": 1.0}, 7),
 }
 
 #: The instances `prefcheck audit` runs on by default (small: the symbolic side is exact per size).
