@@ -55,7 +55,8 @@ class MLEResult:
     Attributes
     ----------
     theta : (d,) the estimate (float64).
-    converged : True when ||grad F||_2 <= gtol (or the Newton decrement fell below its tolerance).
+    converged : True when ||grad F||_2 <= gtol (then one more full Newton step polishes theta) or
+        below the float64 gradient noise floor when the loss can no longer resolve descent.
     iterations : Newton iterations used.
     grad_norm : ||grad F(theta)||_2 at the returned theta (F includes 1/W and the ridge term).
     loss : F(theta).
@@ -225,6 +226,17 @@ def separating_direction(z: Any, o: Any, *, weights: Any = None, tol: float = 1e
 
 
 # ---------------------------------------------------------------- Newton
+def _newton_dir(g: F64, H: F64) -> F64:
+    try:
+        L = np.linalg.cholesky(H)
+        return np.asarray(-np.linalg.solve(L.T, np.linalg.solve(L, g)))
+    except np.linalg.LinAlgError:
+        # flat direction in float64 (tiny sigma'): a floored eigen-solve
+        evals, evecs = np.linalg.eigh(H)
+        floor = max(float(evals.max()) * 1e-12, 1e-300)
+        return np.asarray(-(evecs @ ((evecs.T @ g) / np.maximum(evals, floor))))
+
+
 def fit_mle(
     z: Any,
     o: Any,
@@ -247,7 +259,8 @@ def fit_mle(
     weights : optional (n,) non-negative row weights (e.g. counts of identical pairs).
     lam : ridge weight (>= 0); with lam > 0 the minimizer always exists.
     theta0 : starting point (default 0).
-    gtol : stop when ||grad F||_2 <= gtol.
+    gtol : stop when ||grad F||_2 <= gtol (or, when the loss can no longer resolve descent, when
+        it is below the float64 noise floor 64 eps beta mean(w |z|)).
     max_iter : Newton iteration cap.
     check_existence : with lam = 0, decide existence first (:func:`separating_direction`).
 
@@ -278,24 +291,38 @@ def fit_mle(
     hist = [f]
     converged = False
     it = 0
+    # gradient noise floor: rounding of a mean of terms of size beta |z_i|
+    g_floor = 64.0 * np.finfo(float).eps * b * float(w @ np.linalg.norm(Z, axis=1)) / W
     g, H = _grad_hess(theta, Z, O, b, w, W, lm)
-    for it in range(1, max_iter + 1):
-        gn = float(np.linalg.norm(g))
+    gn = float(np.linalg.norm(g))
+    while it < max_iter:
         if gn <= gtol:
             converged = True
-            it -= 1
+            # one polishing full Newton step (quadratic convergence: to float64 resolution)
+            th_new = theta + _newton_dir(g, H)
+            g_new, H_new = _grad_hess(th_new, Z, O, b, w, W, lm)
+            gn_new = float(np.linalg.norm(g_new))
+            if gn_new < gn:
+                theta, g, H, gn = th_new, g_new, H_new, gn_new
+                f = _loss(theta, Z, O, b, w, W, lm)
             break
-        try:
-            L = np.linalg.cholesky(H)
-            p = -np.linalg.solve(L.T, np.linalg.solve(L, g))
-        except np.linalg.LinAlgError:
-            # flat direction in float64 (tiny sigma'): a damped step
-            evals, evecs = np.linalg.eigh(H)
-            floor = max(float(evals.max()) * 1e-12, 1e-300)
-            p = -(evecs @ ((evecs.T @ g) / np.maximum(evals, floor)))
+        p = _newton_dir(g, H)
         dec = -float(g @ p)  # Newton decrement squared
         if dec <= 0:  # pragma: no cover - H is PD or floored
             p, dec = -g, gn * gn
+        it += 1
+        if dec <= 1e-13 * max(1.0, abs(f)):
+            # the loss cannot resolve the remaining descent: take the full step, judged by the gradient
+            th_new = theta + p
+            g_new, H_new = _grad_hess(th_new, Z, O, b, w, W, lm)
+            gn_new = float(np.linalg.norm(g_new))
+            if gn_new < gn:
+                theta, g, H, gn = th_new, g_new, H_new, gn_new
+                f = _loss(theta, Z, O, b, w, W, lm)
+                hist.append(f)
+                continue
+            converged = gn <= max(gtol, g_floor)
+            break
         t = 1.0
         while True:
             f_new = _loss(theta + t * p, Z, O, b, w, W, lm)
@@ -303,18 +330,14 @@ def fit_mle(
                 break
             t *= 0.5
         if t < 1e-12:
-            # no descent possible at float64 resolution: converged if the decrement is at rounding level
-            converged = dec <= 1e-24 * max(1.0, abs(f))
+            converged = gn <= max(gtol, g_floor)
             break
         theta = theta + t * p
         f = f_new
         hist.append(f)
         g, H = _grad_hess(theta, Z, O, b, w, W, lm)
-        if dec * 0.5 <= 1e-26 * max(1.0, abs(f)) and t == 1.0:
-            converged = True
-            break
-    gn = float(np.linalg.norm(g))
-    if not converged and gn <= gtol:
+        gn = float(np.linalg.norm(g))
+    if not converged and gn <= max(gtol, g_floor):
         converged = True
     if not converged and lm == 0.0 and len(hist) > 3 and hist[-1] < 1e-6 and hist[-1] < hist[0] * 1e-3:
         raise MLENotFound(
