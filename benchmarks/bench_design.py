@@ -1,0 +1,102 @@
+"""Benchmark of the preferential design solver (THEORY.md D1-D4), printed as ratios.
+
+1. |Z| = 2000-ish unordered pairs, d = 8 (m = 4 contexts x K = 32 responses = 1984 pairs; and
+   m = 20 x K = 15 = 2100): the float64 path (Frank-Wolfe with away steps + support reduction,
+   :func:`proofs_numeric.design.design_weights`) against the certified path (the same, then the
+   mpmath Newton polish and the Arb certificate, :func:`proofs_numeric.design.solve_design`),
+   as a ratio to the float64 time, with the iteration counts.
+2. The done-when sweep: N random instances (default 100), d in 2..8, |Z| up to ~2000, with the
+   certified KW gap, D2 support / independence, D4 Loewner certificate, and the time.
+
+Run: /work/venv/bin/python benchmarks/bench_design.py [--instances N] [--repeat R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from proofs_numeric.design import certify_transfer, design_weights, solve_design
+from proofs_numeric.generate import generate
+
+
+def _time(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def bench_large(repeat: int) -> None:
+    print("== |Z| ~ 2000, d = 8: float64 vs certified (best of", repeat, ")")
+    print(f"{'instance':<28} {'|Z|':>5} {'float64 s':>10} {'cert s':>8} {'ratio':>7} {'FW it':>6} "
+          f"{'away':>5} {'drop':>5} {'Newton':>6} {'supp':>5} {'gap_upper':>10}")
+    cases = (("generic", 4, 32), ("generic", 20, 15), ("near_collinear", 20, 15), ("poor_coverage", 4, 32))
+    for fam, m, K in cases:
+        inst = generate(fam, 7, m=m, K=K, d=8)
+        theta = inst.theta_star * 0.5
+        t_f = _time(lambda: design_weights(inst, theta, tol=1e-9), repeat)  # noqa: B023
+        res = {}
+
+        def full() -> None:
+            res["r"] = solve_design(inst, theta, dps=30, prec=150)  # noqa: B023
+
+        t_c = _time(full, repeat)
+        r = res["r"]
+        it = r.iterations
+        print(f"{fam + f' m{m} K{K}':<28} {len(r.pairs):>5} {t_f:>10.4f} {t_c:>8.4f} {t_c / t_f:>7.2f} "
+              f"{it['frank_wolfe']:>6} {it['away']:>5} {it['drop']:>5} {it['newton']:>6} {len(r.support):>5} "
+              f"{r.certificate['gap_upper']:>10.2e}")
+        print("   split (s): " + ", ".join(f"{k} {v:.4f}" for k, v in r.timings.items()))
+
+
+def bench_sweep(n: int) -> None:
+    print(f"\n== done-when sweep: {n} random instances, d <= 8, |Z| <= ~2000")
+    rng = np.random.default_rng(2026)
+    fams = ("generic", "near_collinear", "poor_coverage")
+    gaps, times, its, zs, ok = [], [], [], [], 0
+    d4 = 0
+    t_all = time.perf_counter()
+    for i in range(n):
+        d = int(rng.integers(2, 9))
+        K = int(rng.integers(3, 33))
+        per = K * (K - 1) // 2
+        m = int(rng.integers(max(1, -(-d // (K - 1))), max(2, 2000 // per) + 1))
+        norm = float(rng.uniform(0, 3))
+        inst = generate(fams[i % 3], int(rng.integers(2**31)), m=m, K=K, d=d, theta_norm=norm)
+        t0 = time.perf_counter()
+        r = solve_design(inst, inst.theta_star, dps=30, prec=150)
+        c = r.certificate
+        out = certify_transfer(inst, np.zeros(d), inst.theta_star, r.support_weights)
+        times.append(time.perf_counter() - t0)
+        gaps.append(c["gap_upper"])
+        its.append(r.iterations["frank_wolfe"])
+        zs.append(len(r.pairs))
+        good = c["gap_upper"] <= 1e-9 and c["support_size"] <= c["support_bound"] and c["support_independent"]
+        good = good and c["optimum_max_leverage_upper"] <= r.d_Z * (1 + 1e-9)
+        ok += good
+        d4 += out["status"] == "certified"
+    print(f"D1 gap <= 1e-9 and D2 and D3 certified: {ok}/{n};  D4 certified: {d4}/{n}")
+    print(f"|Z| range {min(zs)}..{max(zs)};  max certified gap {max(gaps):.2e};  median gap "
+          f"{statistics.median(gaps):.2e}")
+    print(f"Frank-Wolfe iterations: median {statistics.median(its):.0f}, max {max(its)}")
+    print(f"time per instance (solve + certificates): median {statistics.median(times):.3f} s, "
+          f"max {max(times):.3f} s; total {time.perf_counter() - t_all:.1f} s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--instances", type=int, default=100)
+    ap.add_argument("--repeat", type=int, default=3)
+    a = ap.parse_args()
+    bench_large(a.repeat)
+    bench_sweep(a.instances)
+
+
+if __name__ == "__main__":
+    main()
