@@ -308,7 +308,7 @@ class DaskExecutor(Executor):
         futures = {}
         for t in tasks:
             futures[self.client.submit(run_task, t, pure=False)] = t
-        ac = as_completed(list(futures))
+        ac = as_completed(list(futures), loop=self.client.loop)
         for fut in ac:
             task = futures.pop(fut)
             result = fut.result()
@@ -325,10 +325,12 @@ def _task_order(t: Task) -> tuple[str, int]:
     return (str(t["claim"]["id"]), min(t["indices"]) if t["indices"] else -1)
 
 
-def make_executor(workers: int, scheduler: str | None, local: Mapping[str, Claim] | None = None) -> Executor:
+def make_executor(
+    workers: int, scheduler: str | None, local: Mapping[str, Claim] | None = None, timeout: float = 10.0
+) -> Executor:
     """Dask when ``scheduler`` is given, else local processes (serial for one worker)."""
     if scheduler:
-        return DaskExecutor(scheduler)
+        return DaskExecutor(scheduler, timeout=timeout)
     if workers <= 1:
         return SerialExecutor(local)
     return ProcessExecutor(workers)

@@ -74,6 +74,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--level", type=float, default=None, help="test level for statistical claims (default 0.01)"
     )
     p.add_argument("--batch-seconds", type=float, default=1.0, help="target seconds per task (default 1)")
+    p.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to wait for the Dask scheduler (default 10)",
+    )
 
 
 # ------------------------------------------------------------------ the plan
@@ -98,6 +104,7 @@ class AuditPlan:
     scheduler: str | None = None
     batch_seconds: float = 1.0
     local: dict[str, Claim] = field(default_factory=dict)
+    connect_timeout: float = 10.0
 
     def config(self) -> dict[str, Any]:
         """The run's identity (what --resume compares): claims, constants, instances, options."""
@@ -153,6 +160,9 @@ def build_plan(args: argparse.Namespace, registered: dict[str, Claim] | None = N
         raise InvalidInput(
             f"scheduler must be an address like tcp://HOST:PORT, got scheduler={args.scheduler!r}"
         )
+    ct = float(getattr(args, "connect_timeout", 10.0))
+    if not (math.isfinite(ct) and ct > 0):
+        raise InvalidInput(f"connect-timeout must be > 0, got connect-timeout={ct}")
     if args.resume and not args.out:
         raise InvalidInput("resume needs --out DIR (the run directory to continue)")
 
@@ -230,6 +240,7 @@ def build_plan(args: argparse.Namespace, registered: dict[str, Claim] | None = N
         scheduler=args.scheduler,
         batch_seconds=bs,
         local=local,
+        connect_timeout=ct,
     )
 
 
@@ -350,7 +361,9 @@ def run_audit(plan: AuditPlan, executor: Any = None, progress: bool | None = Non
     if own_executor:
         n_tasks_max = total
         workers = min(plan.workers, max(1, n_tasks_max))
-        executor = make_executor(workers if total > 1 else 1, plan.scheduler, plan.local)
+        executor = make_executor(
+            workers if total > 1 else 1, plan.scheduler, plan.local, plan.connect_timeout
+        )
     workers = max(1, getattr(executor, "workers", 1))
 
     def task(cid: str, indices: list[int]) -> dict[str, Any]:
