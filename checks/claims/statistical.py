@@ -126,7 +126,7 @@ def check_s1(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
     Iq = scale * dpo.fisher_at_star(inst, offline_q(inst))
     stat = n * np.einsum("ri,ij,rj->r", errs, Iq, errs)
     out = ks_chi2_verdict(stat, inst.d, opts.level)
-    params = {"n": n, "replications": reps, "fisher_scale": scale, "sampler": "pi_ref", "seed": opts.seed}
+    params = {"pairs": n, "replications": reps, "fisher_scale": scale, "sampler": "pi_ref", "seed": opts.seed}
     return InstanceResult(
         status=out.status,
         instance=inst.name,
@@ -149,7 +149,7 @@ def check_s2(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
     tr = dpo.asymptotic_risk(inst, offline_q(inst), 1.0, istar)
     samples = n * np.einsum("ri,ij,rj->r", errs, istar, errs)
     out = mean_band_verdict(samples, scale * tr, rtol, opts.level)
-    params = {"n": n, "replications": reps, "risk_scale": scale, "rtol": rtol, "sampler": "pi_ref",
+    params = {"pairs": n, "replications": reps, "risk_scale": scale, "rtol": rtol, "sampler": "pi_ref",
               "seed": opts.seed}
     return InstanceResult(
         status=out.status,
@@ -195,7 +195,7 @@ def check_s3(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
     r = float(np.linalg.norm(inst.theta_star))
     ng = n_gen_lower(inst, r, 64, seed=opts.seed)
     ng_lo, ng_hi = float(ng.lower.mid()), float(ng.upper.mid())
-    params = {"n": n, "rounds": rounds, "seeds": seeds, "c": c, "r": r, "floor_scale": fscale,
+    params = {"batch": n, "rounds": rounds, "seeds": seeds, "c": c, "r": r, "floor_scale": fscale,
               "floor_rtol": frtol, "seed": opts.seed}
     base = {**params, "N_gen_lower": ng_lo, "N_gen_upper_I4": ng_hi}
     if n < c * ng_lo:
@@ -250,7 +250,7 @@ def check_s4(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
     separated = (not poor) or ratio >= min_sep
     status = "consistent" if within and separated else "rejected"
     margin = math.log(tol) - abs(math.log(rel)) if math.isfinite(rel) and rel > 0 else -math.inf
-    params = {"n": n, "rounds": rounds, "seeds": seeds, "prediction_scale": scale, "ratio_tolerance": tol,
+    params = {"batch": n, "rounds": rounds, "seeds": seeds, "prediction_scale": scale, "ratio_tolerance": tol,
               "min_separation": min_sep, "target_factor": tfac, "seed": opts.seed}
     details = {**params, **{k: v for k, v in sep.items()}, "stated_prediction": pred,
                "ratio_over_prediction": rel, "poor_coverage": poor, "separated": separated,

@@ -1,0 +1,149 @@
+"""Statistical helpers (checks.stats) and claims S1-S4 (checks.claims.statistical).
+
+Every claim is also shown to FAIL on a deliberately wrong constant passed through
+RunOptions.constants: fisher_scale = 2 (S1), risk_scale = 2 (S2), floor_scale = 2 (S3),
+prediction_scale = 4 (S4).
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from checks.registry import RunOptions, get
+from checks.runner import run_claim
+from checks.stats import (
+    binomial_exceedance_verdict,
+    clopper_pearson,
+    ks_chi2,
+    ks_chi2_verdict,
+    mean_band_verdict,
+    mean_ci,
+)
+from proofs_numeric.errors import InvalidInput
+from proofs_numeric.generate import preset
+
+
+def _opts(**kw: object) -> RunOptions:
+    consts = kw.pop("constants", {})
+    return RunOptions(constants=MappingProxyType(dict(consts)), **kw)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ helpers
+@pytest.mark.parametrize("k, n", [(0, 10), (3, 10), (10, 10), (17, 500)])
+def test_clopper_pearson_beta_quantiles(k: int, n: int) -> None:
+    # independent closed form: Beta quantiles (provenance: Clopper & Pearson 1934)
+    a = 0.05
+    lo = 0.0 if k == 0 else st.beta.ppf(a / 2, k, n - k + 1)
+    hi = 1.0 if k == n else st.beta.ppf(1 - a / 2, k + 1, n - k)
+    got = clopper_pearson(k, n, a)
+    assert got == pytest.approx((lo, hi), rel=1e-9, abs=1e-12)
+
+
+def test_binomial_exceedance_duality_and_statuses() -> None:
+    assert binomial_exceedance_verdict(0, 500, 0.05, 0.01).status == "consistent"
+    assert binomial_exceedance_verdict(0, 500, 0.05, 0.01).details["supported"]
+    out = binomial_exceedance_verdict(40, 500, 0.05, 0.01)
+    # rejected iff the one-sided exact lower limit exceeds delta
+    for k in range(0, 60, 3):
+        o = binomial_exceedance_verdict(k, 500, 0.05, 0.01)
+        assert (o.status == "rejected") == (o.details["lower"] > 0.05)
+    assert out.to_dict()["failures"] == 40
+    with pytest.raises(InvalidInput, match="delta"):
+        binomial_exceedance_verdict(1, 10, 1.5)
+    with pytest.raises(InvalidInput, match="k must be"):
+        binomial_exceedance_verdict(11, 10, 0.1)
+    with pytest.raises(InvalidInput, match="level"):
+        clopper_pearson(1, 10, 1.0)
+
+
+def test_ks_chi2_accepts_and_rejects() -> None:
+    rng = np.random.default_rng(0)
+    good = rng.chisquare(3, 800)
+    assert ks_chi2_verdict(good, 3, 0.01).status == "consistent"
+    assert ks_chi2_verdict(2 * good, 3, 0.01).status == "rejected"
+    stat, p = ks_chi2(good, 3)
+    ref = st.kstest(good, "chi2", args=(3,))
+    assert (stat, p) == pytest.approx((ref.statistic, ref.pvalue))
+    with pytest.raises(InvalidInput, match="df"):
+        ks_chi2(good, 0)
+
+
+def test_mean_band() -> None:
+    rng = np.random.default_rng(1)
+    s = rng.exponential(2.0, 2000)
+    assert mean_band_verdict(s, 2.0, 0.05, 0.01).status == "consistent"
+    assert mean_band_verdict(s, 4.0, 0.1, 0.01).status == "rejected"
+    m, lo, hi = mean_ci(s, 0.01)
+    assert lo < m < hi
+
+
+# ------------------------------------------------------------------- claims
+def _per_instance(v) -> list[dict]:  # type: ignore[no-untyped-def]
+    return v.details["per_instance"]
+
+
+def test_s1_consistent_reduced() -> None:
+    v = run_claim(get("S1"), None, _opts())
+    assert v.status == "consistent", v.details
+    assert v.level == 0.01 and v.p_value is not None and v.p_value >= 0.01
+    assert all(r["n"] == 300 and r["replications"] == 300 for r in _per_instance(v))
+
+
+def test_s1_rejects_fisher_scaled_by_two() -> None:
+    v = run_claim(get("S1"), None, _opts(constants={"fisher_scale": 2}, replications=100))
+    assert v.status == "rejected"
+    assert v.p_value is not None and v.p_value < 1e-6
+    assert v.counterexample is not None and v.counterexample["parameters"]["fisher_scale"] == 2.0
+
+
+@pytest.mark.slow
+def test_s1_consistent_500_replications() -> None:
+    opts = _opts(replications=1000)
+    v = run_claim(get("S1"), None, opts)
+    assert v.status == "consistent", v.details
+    assert all(r["replications"] == 1000 for r in _per_instance(v))
+    w = run_claim(get("S1"), None, _opts(replications=1000, constants={"fisher_scale": 2}))
+    assert w.status == "rejected"
+
+
+def test_s2_consistent_and_rejects_wrong_prediction() -> None:
+    v = run_claim(get("S2"), None, _opts())
+    assert v.status == "consistent", v.details
+    w = run_claim(get("S2"), None, _opts(constants={"risk_scale": 2}))
+    assert w.status == "rejected"
+
+
+def test_s3_contracts_to_floor_and_rejects_wrong_floor() -> None:
+    v = run_claim(get("S3"), None, _opts())
+    assert v.status == "consistent", v.details
+    rows = {r["instance"]: r for r in _per_instance(v)}
+    poor = rows["poor-coverage"]
+    assert poor["fitted_rate"] is not None and poor["fitted_rate"] < 0.5
+    assert poor["rounds_to_floor"] >= 2
+    w = run_claim(get("S3"), [preset("generic")], _opts(quick=True, constants={"floor_scale": 2}))
+    assert w.status == "rejected"
+
+
+def test_s3_unmet_hypothesis_is_inconclusive() -> None:
+    v = run_claim(get("S3"), [preset("generic")], _opts(quick=True, constants={"c": 1e6}))
+    assert v.status == "inconclusive"
+
+
+def test_s4_separation_and_wrong_prediction() -> None:
+    v = run_claim(get("S4"), None, _opts(quick=True))
+    assert v.status == "consistent", v.details
+    row = _per_instance(v)[0]
+    assert row["ratio"] >= 5.0
+    w = run_claim(get("S4"), None, _opts(quick=True, constants={"prediction_scale": 4}))
+    assert w.status == "rejected"
+
+
+def test_bad_constant_is_input_error() -> None:
+    with pytest.raises(InvalidInput, match="fisher_scale"):
+        run_claim(get("S1"), [preset("tiny")], _opts(constants={"fisher_scale": "two"}))
+    with pytest.raises(InvalidInput, match="replications"):
+        run_claim(get("S1"), [preset("tiny")], _opts(replications=1))
