@@ -1,0 +1,193 @@
+"""``prefcheck replay FILE``: re-check one counterexample written by ``prefcheck audit``.
+
+FILE is ``DIR/counterexamples/<claim>.json`` (the claim id, the claims-file spec of a custom
+claim, overridden constants, dps, seed, level and the counterexample: the instance plus the
+parameters). The claim is run again on that instance, with the same seed and constants,
+at the recorded precision and at twice it ("two precisions before trust"); inequality
+claims certify with interval (Arb) arithmetic in their checks, custom claims through
+:mod:`checks.claimsfile`. The recorded parameters are passed to the claim in
+``RunOptions.extra["replay"]``.
+
+A plain instance file (TOML or JSON) can be replayed too with ``--claim ID``.
+
+Exit codes (as for ``audit``): 0 the verdict is as expected (a claim expected to hold
+holds on this instance: the counterexample no longer refutes it; or an open question
+is settled), 1 a claim expected to hold is still refuted or rejected (the counterexample
+stands), 3 inconclusive or error at both precisions (not settled), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from proofs_numeric.errors import InvalidInput, check_dps
+from proofs_numeric.instance import Instance
+
+from ..registry import Claim, RunOptions
+from ..verdict import FAILS, Verdict
+
+NAME = "replay"
+HELP = "Re-check one counterexample (from audit's counterexamples/ directory) with certified arithmetic."
+
+EXIT_UNSETTLED = 3
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "file", metavar="FILE", help="counterexamples/<claim>.json from an audit, or an instance file"
+    )
+    p.add_argument("--claim", default=None, help="claim id (required for a plain instance file)")
+    p.add_argument(
+        "--dps", type=int, default=None, help="precision of the first check (default: the recorded dps)"
+    )
+    p.add_argument(
+        "--json", metavar="-|PATH", default=None, help="the two verdicts as JSON to stdout (-) or a file"
+    )
+
+
+def split_counterexample(cex: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(instance dict, parameters) of a counterexample in either form the claims use.
+
+    ``{"instance": {...}, "parameters": {...}}`` or the instance dict itself with extra keys.
+    """
+    if not isinstance(cex, dict):
+        raise InvalidInput(f"counterexample must be an object, got {type(cex).__name__}")
+    if isinstance(cex.get("instance"), dict):
+        params = cex.get("parameters")
+        if params is None:
+            params = {k: v for k, v in cex.items() if k != "instance"}
+        return cex["instance"], dict(params) if isinstance(params, dict) else {"parameters": params}
+    fields = ("rho", "phi", "pi_ref", "beta", "theta_star", "name", "meta")
+    if "phi" in cex:
+        inst = {k: cex[k] for k in fields if k in cex}
+        rest = {k: v for k, v in cex.items() if k not in fields}
+        params = rest.pop("parameters", None)
+        if isinstance(params, dict):
+            rest.update(params)
+        return inst, rest
+    raise InvalidInput("counterexample holds no instance (expected an 'instance' object or instance fields)")
+
+
+def load_record(path: str, claim_id: str | None) -> dict[str, Any]:
+    """Read FILE into a replay record (claim, spec, constants, dps, seed, level, instance, parameters)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidInput(f"file {path!r} does not exist")
+    if p.suffix == ".toml":
+        loaded = Instance.load(p)
+        if not claim_id:
+            raise InvalidInput("claim is required (--claim ID) to replay a plain instance file")
+        return {"claim": claim_id, "instance": loaded.to_dict(), "parameters": {}}
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"file {path!r} is not valid JSON: {exc}") from None
+    if isinstance(data, dict) and "counterexample" in data and "claim" in data:
+        inst, params = split_counterexample(data["counterexample"])
+        rec = {
+            k: data.get(k)
+            for k in ("claim", "claim_spec", "constants", "dps", "seed", "level", "replications")
+        }
+        if claim_id and claim_id != data["claim"]:
+            raise InvalidInput(f"claim {claim_id!r} does not match the file's claim {data['claim']!r}")
+        rec.update(instance=inst, parameters=params)
+        return rec
+    if not claim_id:
+        raise InvalidInput("claim is required (--claim ID) to replay a plain instance file")
+    inst, params = split_counterexample(data)
+    return {"claim": claim_id, "instance": inst, "parameters": params}
+
+
+def resolve(rec: dict[str, Any]) -> Claim:
+    from ..executors import resolve_claim
+
+    spec = rec.get("claim_spec")
+    if spec is not None:
+        from ..claimsfile import parse_claims_file
+
+        # re-validate the spec through the claims-file parser (the file could have been edited)
+        if not isinstance(spec, dict) or spec.get("type") not in ("inequality", "chain"):
+            raise InvalidInput("claim_spec must be an inequality or chain spec written by audit")
+        section = spec["type"]
+        common = ("id", "policy", "params", "expect", "statement", "reference")
+        keys = (("lhs", "rhs") if section == "inequality" else ("steps", "names")) + common
+        text = _toml_table(section, {k: spec[k] for k in keys if k in spec})
+        spec = parse_claims_file(text, {}).custom[spec["id"]]
+    return resolve_claim({"id": rec["claim"], "custom": spec})
+
+
+def _toml_table(section: str, fields: dict[str, Any]) -> str:
+    def val(v: Any) -> str:
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k} = {val(x)}" for k, x in v.items()) + "}"
+        return json.dumps(v)
+
+    return f"[[{section}]]\n" + "".join(f"{k} = {val(v)}\n" for k, v in fields.items())
+
+
+def replay(rec: dict[str, Any], dps: int | None = None) -> list[Verdict]:
+    """Run the record's claim on its instance at dps and 2 dps; returns both verdicts."""
+    from ..claimsfile import spec_constants
+    from ..runner import run_claim
+
+    claim = resolve(rec)
+    inst = Instance.from_dict(rec["instance"])
+    base = int(dps if dps is not None else rec.get("dps") or 50)
+    check_dps(base)
+    consts = spec_constants(rec.get("constants") or {}, claim)
+    out = []
+    for p in (base, min(2 * base, 10_000)):
+        opts = RunOptions(
+            dps=p,
+            seed=int(rec.get("seed") or 0),
+            constants=consts,
+            level=float(rec.get("level") or 0.01),
+            replications=rec.get("replications"),
+            extra={"replay": rec.get("parameters") or {}},
+        )
+        out.append(run_claim(claim, [inst], opts))
+    return out
+
+
+def settle(verdicts: list[Verdict]) -> int:
+    """The exit code of a replay (see the module docstring)."""
+    lo, hi = verdicts
+    if hi.status in ("inconclusive", "error") and lo.status in ("inconclusive", "error"):
+        return EXIT_UNSETTLED
+    v = hi if hi.status not in ("inconclusive", "error") else lo
+    if v.expect == "holds" and v.status in FAILS:
+        return 1
+    return 0 if v.ok else EXIT_UNSETTLED
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..report import atomic_write
+
+    if args.dps is not None:
+        check_dps(args.dps)
+    rec = load_record(args.file, args.claim)
+    verdicts = replay(rec, args.dps)
+    code = settle(verdicts)
+    payload = json.dumps([v.to_json() for v in verdicts], indent=2) + "\n"
+    if args.json == "-":
+        sys.stdout.write(payload)
+        return code
+    if args.json is not None:
+        atomic_write(args.json, payload)
+    name = rec["instance"].get("name", "instance")
+    for v in verdicts:
+        print(f"{v.claim} on {name} at dps={v.dps}: {v.status} (expect {v.expect}); {v.message}")
+    settled_open = verdicts[-1].expect == "open"
+    meaning = {
+        0: "as expected: the open question is settled on this instance"
+        if settled_open
+        else "as expected: the claim holds on this instance (the counterexample no longer refutes it)",
+        1: "the counterexample stands: a claim expected to hold is refuted on this instance",
+        EXIT_UNSETTLED: "not settled at either precision",
+    }[code]
+    print(meaning)
+    return code
