@@ -171,6 +171,21 @@ def mle_objective(theta: Any, z: Any, o: Any, beta: float, *, weights: Any = Non
 
 
 # ------------------------------------------------------------ existence
+def _rank_null(A: F64) -> tuple[int, F64]:
+    """Numerical rank of a tall A (rows >= cols) and a right singular vector of its smallest
+    singular value. Fast path: eigenvalues of the Gram matrix A'A when they are clearly full rank
+    (smallest >= 1e-10 x largest, i.e. singular values 1e-5 apart at most); otherwise the SVD of A
+    (rank tolerance sv_max max(shape) eps), as LAPACK QR/SVD of tall matrices is slow here."""
+    G = A.T @ A
+    ev, evec = np.linalg.eigh(0.5 * (G + G.T))
+    if ev[-1] > 0 and ev[0] >= 1e-10 * ev[-1]:
+        return int(A.shape[1]), np.asarray(evec[:, 0], dtype=np.float64)
+    _, sv, vt = np.linalg.svd(A, full_matrices=False)
+    tol = sv.max() * max(A.shape) * np.finfo(float).eps if sv.size and sv.max() > 0 else 0.0
+    rank = int(np.sum(sv > tol)) if tol > 0 else 0
+    return rank, np.asarray(vt[-1], dtype=np.float64)
+
+
 def separating_direction(z: Any, o: Any, *, weights: Any = None, tol: float = 1e-9) -> F64 | None:
     r"""A direction v != 0 with o_i <v, z_i> >= 0 for all i (MLE does not exist), or None.
 
@@ -187,10 +202,9 @@ def separating_direction(z: Any, o: Any, *, weights: Any = None, tol: float = 1e
     # (1) span
     if Z.shape[0] < d:
         return np.asarray(np.linalg.svd(Z, full_matrices=True)[2][-1], dtype=np.float64)
-    _, sv, vt = np.linalg.svd(Z, full_matrices=False)
-    rank = int(np.sum(sv > sv.max() * max(Z.shape) * np.finfo(float).eps)) if sv.max() > 0 else 0
+    rank, null = _rank_null(Z)
     if rank < d:
-        return np.asarray(vt[-1], dtype=np.float64)
+        return null
     norms = np.linalg.norm(Z, axis=1)
     nz = norms > 0
     Zn, On = Z[nz] / norms[nz, None], O[nz]
@@ -205,7 +219,7 @@ def separating_direction(z: Any, o: Any, *, weights: Any = None, tol: float = 1e
     has_pos[inv[lab > 0]] = True
     has_neg[inv[lab < 0]] = True
     both = uniq[has_pos & has_neg]
-    if both.shape[0] >= d and np.linalg.matrix_rank(both) == d:
+    if both.shape[0] >= d and _rank_null(both)[0] == d:
         return None
     # (3) LP on the distinct signed directions
     U = np.unique(np.round(Zn * On[:, None], 12), axis=0)
