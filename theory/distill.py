@@ -37,7 +37,9 @@ from typing import Any
 import sympy as sp
 
 from .derivation import Derivation, Proof
+from .dpo import implicit_margin
 from .errors import DerivationError
+from .softmax import gradient, log_policy, policy
 from .symbols import ContextSymbols, context_symbols
 
 __all__ = [
@@ -77,23 +79,17 @@ def reward_symbols(K: int) -> tuple[sp.Symbol, ...]:
     return tuple(sp.Symbol(f"r_{y}", real=True) for y in range(K))
 
 
-def _policy(cs: ContextSymbols, y: int) -> sp.Expr:
-    r"""pi_theta(y) = p_y e^{<theta, phi_y>} / Z_theta with the explicit partition function."""
-    Z = sp.Add(*[cs.p[k] * sp.exp(cs.score(k)) for k in range(cs.K)])
-    return cs.p[y] * sp.exp(cs.score(y)) / Z
-
-
 def log_ratio(cs: ContextSymbols, y: int) -> sp.Expr:
-    r"""\log(\pi_\theta(y) / \pi_{ref}(y)) from the definition (unsimplified: log of the softmax over p_y)."""
-    return sp.log(_policy(cs, y) / cs.p[y])
+    r"""\log(\pi_\theta(y) / \pi_{ref}(y)) from the definition (theory.softmax.log_policy, explicit Z)."""
+    return log_policy(cs)[y] - sp.log(cs.p[y])
 
 
 def _implicit_reward_difference(cs: ContextSymbols, y: int, yp: int) -> sp.Expr:
-    r"""The DPO implicit reward difference.
+    r"""The DPO implicit reward difference (theory.dpo.implicit_margin times beta).
 
     \beta[\log\frac{\pi_\theta(y)}{p_y} - \log\frac{\pi_\theta(y')}{p_{y'}}]
     """
-    return cs.beta * (log_ratio(cs, y) - log_ratio(cs, yp))
+    return cs.beta * implicit_margin(cs, y, yp)
 
 
 def _pairs(cs: ContextSymbols, scope: str) -> list[tuple[int, int]]:
@@ -161,7 +157,7 @@ def e15_loss(K: int, d: int, scope: str = "context") -> Derivation:
     derived = sp.Matrix([[distill_loss_definition(K, d, scope)]])
     closed = sp.Matrix([[distill_loss_closed(K, d, scope)]])
     steps = [
-        ("policy", sp.Eq(sp.Symbol("pi_theta(0)"), _policy(cs, 0))),
+        ("policy", sp.Eq(sp.Symbol("pi_theta(0)"), policy(cs)[0])),
         ("log-ratio difference (0,1)", _implicit_reward_difference(cs, 0, 1)),
         ("loss (definition)", derived[0]),
     ]
@@ -176,7 +172,7 @@ def e15_gradient(K: int, d: int, scope: str = "context") -> Derivation:
     _check_sizes(K, d)
     cs = context_symbols(K, d)
     loss = distill_loss_definition(K, d, scope)
-    derived = sp.Matrix(cs.d, 1, [sp.diff(loss, cs.theta[j]) for j in range(cs.d)])
+    derived = gradient(loss, cs)
     closed = _grad_closed(cs, reward_symbols(K), scope)
     steps = [("loss (definition)", loss), ("d/dtheta_0 (unsimplified)", derived[0])]
     return Derivation(
