@@ -102,6 +102,7 @@ def simulate_dpo(
     lam: float = 0.0,
     offline_points: int = 12,
     progress: Progress | None = None,
+    per_batch: bool = True,
 ) -> dict[str, Any]:
     """Simulate on-policy (per-batch, cumulative) and offline DPO; see the module docstring.
 
@@ -113,6 +114,7 @@ def simulate_dpo(
     lam : ridge weight of every MLE (0: plain MLE; rounds whose MLE does not exist are counted).
     offline_points : points of the geometric extension of the offline grid.
     progress : called with the number of finished runs (for a progress bar).
+    per_batch : also run the per-batch on-policy variant (False: only what S4 needs; no plots then).
     """
     rounds, batch, seeds, seed = check_sim_args(rounds, batch, seeds, seed)
     if not (isinstance(target_factor, (int, float)) and math.isfinite(target_factor) and target_factor > 0):
@@ -129,16 +131,22 @@ def simulate_dpo(
     schedule = np.diff(np.concatenate([[0], grid])).astype(int).tolist()
     tick = progress or (lambda k: None)
 
-    per_batch, cumul, offline = [], [], []
+    pb_runs: list[dpo.Trajectory] = []
+    cumul: list[dpo.Trajectory] = []
+    offline: list[dpo.Trajectory] = []
     for s in range(seeds):
-        per_batch.append(dpo.run_onpolicy(inst, rounds, batch, seed, rep=s, variant="per-batch", lam=lam))
+        if per_batch:
+            pb_runs.append(dpo.run_onpolicy(inst, rounds, batch, seed, rep=s, variant="per-batch", lam=lam))
         tick(1)
         cumul.append(dpo.run_onpolicy(inst, rounds, batch, seed, rep=s, variant="cumulative", lam=lam))
         tick(1)
         offline.append(dpo.run_offline(inst, len(schedule), batch, seed, rep=s, lam=lam, schedule=schedule))
         tick(1)
 
-    on_pb, on_cu, off = _traj_block(per_batch), _traj_block(cumul), _traj_block(offline)
+    on_cu, off = _traj_block(cumul), _traj_block(offline)
+    onpolicy = {"cumulative": on_cu}
+    if per_batch:
+        onpolicy = {"per-batch": _traj_block(pb_runs), **onpolicy}
     n_on = samples_to_reach(on_cu["samples"], on_cu["risk"]["mean"], target)
     n_off = samples_to_reach(off["samples"], off["risk"]["mean"], target)
     # the asymptotic formula along the actual cumulative trajectories (I_eff = sum_s n I_{q_s})
@@ -162,7 +170,7 @@ def simulate_dpo(
             "onpolicy_line": {"samples": off["samples"], "risk": [d / N for N in off["samples"]]},
             "offline_coverage": dpo.coverage(inst, np.zeros(d)),
         },
-        "onpolicy": {"per-batch": on_pb, "cumulative": on_cu},
+        "onpolicy": onpolicy,
         "offline": off,
         "separation": {
             "target_risk": target,
@@ -182,7 +190,7 @@ def measure_separation(
     inst: Instance, rounds: int, batch: int, seeds: int, seed: int, target_factor: float = 2.0
 ) -> dict[str, Any]:
     """The S4 numbers only (the ``separation`` and ``predictions`` blocks of :func:`simulate_dpo`)."""
-    res = simulate_dpo(inst, rounds, batch, seeds, seed, target_factor=target_factor)
+    res = simulate_dpo(inst, rounds, batch, seeds, seed, target_factor=target_factor, per_batch=False)
     return {"separation": res["separation"], "tr_ref": res["predictions"]["tr_ref"]}
 
 

@@ -153,14 +153,18 @@ def _check_int(name: str, v: Any, lo: int) -> int:
 
 
 def fit_counts(
-    inst: Instance, counts: PairCounts, *, lam: float = 0.0, theta0: Any = None
+    inst: Instance, counts: PairCounts, *, lam: float = 0.0, theta0: Any = None, check_existence: bool = True
 ) -> tuple[F64 | None, int, float]:
-    """MLE from cell counts: (theta or None if it does not exist, iterations, grad norm)."""
+    """MLE from cell counts: (theta or None if it does not exist, iterations, grad norm).
+
+    ``check_existence=False`` skips the separation test; only valid when the data contain a
+    subset whose MLE is known to exist (no direction separates a superset of non-separable data).
+    """
     z, o, w = counts.design(inst)
     if z.shape[0] == 0:
         return None, 0, math.nan
     try:
-        res = fit_mle(z, o, inst.beta, weights=w, lam=lam, theta0=theta0)
+        res = fit_mle(z, o, inst.beta, weights=w, lam=lam, theta0=theta0, check_existence=check_existence)
     except MLENotFound:
         return None, 0, math.nan
     return res.theta, res.iterations, res.grad_norm
@@ -203,6 +207,7 @@ def run_onpolicy(
     theta = np.zeros(inst.d) if theta0 is None else np.array(theta0, dtype=np.float64)
     traj = Trajectory("onpolicy", variant, int(seed), int(rep), batch)
     total: PairCounts | None = None
+    exists = False
     I_sum = np.zeros((inst.d, inst.d))
     for t in range(rounds):
         q = onpolicy_q(inst, theta)
@@ -215,12 +220,15 @@ def run_onpolicy(
             data, I_eff = total, I_sum
         else:
             data, I_eff = counts, Iq
-        new, it, gn = fit_counts(inst, data, lam=lam, theta0=theta)
+        # nested data (cumulative): once an MLE exists, it exists for every superset
+        new, it, gn = fit_counts(inst, data, lam=lam, theta0=theta,
+                                 check_existence=not (variant == "cumulative" and exists))
         status = "ok"
         if new is None:
             status = "mle_not_found"
         else:
             theta = new
+            exists = True
         traj.records.append(
             _record(inst, t, (t + 1) * batch, batch, theta, istar, I_eff, cov, status, it, gn)
         )
@@ -252,16 +260,18 @@ def run_offline(
     theta = np.zeros(inst.d)
     traj = Trajectory("offline", "cumulative", int(seed), int(rep), int(batch))
     total: PairCounts | None = None
+    exists = False
     used = 0
     for t, size in enumerate(sizes):
         counts = sample_counts(inst, q, size, rng_for(seed, rep, t, STREAM_OFFLINE))
         total = counts if total is None else total + counts
         used += size
-        new, it, gn = fit_counts(inst, total, lam=lam, theta0=theta)
+        new, it, gn = fit_counts(inst, total, lam=lam, theta0=theta, check_existence=not exists)
         status = "ok"
         if new is None:
             status = "mle_not_found"
         else:
             theta = new
+            exists = True
         traj.records.append(_record(inst, t, used, size, theta, istar, used * Iref, cov, status, it, gn))
     return traj

@@ -90,7 +90,7 @@ def test_s1_consistent_reduced() -> None:
     v = run_claim(get("S1"), None, _opts())
     assert v.status == "consistent", v.details
     assert v.level == 0.01 and v.p_value is not None and v.p_value >= 0.01
-    assert all(r["n"] == 300 and r["replications"] == 300 for r in _per_instance(v))
+    assert all(r["n"] == 200 and r["replications"] == 200 for r in _per_instance(v))
 
 
 def test_s1_rejects_fisher_scaled_by_two() -> None:

@@ -42,11 +42,11 @@ from proofs_numeric.instance import Instance
 from proofs_numeric.sampling import STREAM_OTHER, offline_q, rng_for, sample_counts
 
 from ..registry import Claim, InstanceResult, RunOptions
-from ..simulate import simulate_dpo
+from ..simulate import measure_separation
 from ..stats import ks_chi2_verdict, mean_band_verdict
 
 #: replications when RunOptions.replications is None (quick: the reduced value)
-S12_REPS, S12_REPS_QUICK = 300, 100
+S12_REPS, S12_REPS_QUICK = 200, 100
 S3_SEEDS, S3_SEEDS_QUICK = 40, 16
 S4_SEEDS, S4_SEEDS_QUICK = 16, 8
 
@@ -240,8 +240,7 @@ def check_s4(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
     if tol <= 1:
         raise InvalidInput(f"constant ratio_tolerance must be > 1, got ratio_tolerance={tol!r}")
     seeds = _reps(opts, S4_SEEDS, S4_SEEDS_QUICK)
-    res = simulate_dpo(inst, rounds, n, seeds, opts.seed, target_factor=tfac)
-    sep = res["separation"]
+    sep = measure_separation(inst, rounds, n, seeds, opts.seed, target_factor=tfac)["separation"]
     pred = scale * sep["predicted_ratio"]
     ratio = sep["ratio"]
     rel = ratio / pred if pred > 0 else math.inf
