@@ -48,6 +48,7 @@ def bench_large(repeat: int) -> None:
 
         t_c = _time(full, repeat)
         r = res["r"]
+        assert r.certificate is not None
         it = r.iterations
         print(f"{fam + f' m{m} K{K}':<28} {len(r.pairs):>5} {t_f:>10.4f} {t_c:>8.4f} {t_c / t_f:>7.2f} "
               f"{it['frank_wolfe']:>6} {it['away']:>5} {it['drop']:>5} {it['newton']:>6} {len(r.support):>5} "
@@ -72,6 +73,7 @@ def bench_sweep(n: int) -> None:
         t0 = time.perf_counter()
         r = solve_design(inst, inst.theta_star, dps=30, prec=150)
         c = r.certificate
+        assert c is not None
         out = certify_transfer(inst, np.zeros(d), inst.theta_star, r.support_weights)
         times.append(time.perf_counter() - t0)
         gaps.append(c["gap_upper"])
