@@ -151,3 +151,14 @@ def test_cli_instance_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     preset("two-response").save(path)
     assert main(["simulate", "--instance", str(path), "--rounds", "2", "--batch", "200", "--seeds", "1"]) == 0
     assert "ratio" in capsys.readouterr().out
+
+
+def test_cli_simulate_distill(tmp_path: Path) -> None:
+    pytest.importorskip("checks.distill_sim")
+    out = tmp_path / "d.json"
+    rc = main(["simulate", "--preset", "tiny", "--method", "distill", "--rounds", "2", "--batch", "50",
+               "--seeds", "1", "--dps", "30", "--json", str(out)])
+    assert rc == 0
+    data = json.loads(out.read_text())
+    assert data["method"] == "distill" and "distill" in data and "dpo" not in data
+    assert main(["simulate", "--preset", "tiny", "--method", "distill", "--dps", "5"]) == 2

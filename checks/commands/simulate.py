@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         if use_bar:
             from rich.progress import Progress
 
-            with Progress(transient=True, console=None) as bar:
+            with Progress(transient=True) as bar:
                 task = bar.add_task("simulate dpo", total=total)
                 res = simulate_dpo(inst, args.rounds, args.batch, args.seeds, args.seed,
                                    target_factor=args.target_factor,
@@ -141,8 +141,16 @@ def run(args: argparse.Namespace) -> int:
     if args.method in ("distill", "both"):
         from ..distill_sim import plot_distill, simulate_distill
 
-        dres = simulate_distill(inst, rounds=args.rounds, batch=args.batch, seeds=args.seeds, seed=args.seed,
-                                noise=args.noise, dps=args.dps)
+        kw: dict[str, Any] = {"rounds": args.rounds, "batch": args.batch, "seeds": args.seeds,
+                              "seed": args.seed, "noise": args.noise, "dps": args.dps}
+        if use_bar:
+            from rich.progress import Progress
+
+            with Progress(transient=True) as bar:
+                task = bar.add_task("simulate distill", total=None)
+                dres = simulate_distill(inst, **kw, progress=lambda k: bar.advance(task, k))
+        else:
+            dres = simulate_distill(inst, **kw)
         out["distill"] = dres
         if plot_dir is not None:
             plots += plot_distill(dres, plot_dir)
