@@ -181,3 +181,14 @@ def test_bad_inputs() -> None:
         solve_design_vectors(np.eye(2), w=[1.0, -1.0])
     with pytest.raises(InvalidInput, match="span dimension 0"):
         solve_design_vectors(np.zeros((3, 2)))
+
+
+@pytest.mark.parametrize("seed", [0, 2, 4])
+def test_polish_active_set_recovers_from_loose_frank_wolfe(seed: int) -> None:
+    # stop Frank-Wolfe early (tol 0.1): the mpmath Newton polish must add and drop support points
+    inst = generate("generic", seed, m=5, K=8, d=6)
+    r = solve_design(inst, inst.theta_star, tol=1e-1, dps=30, prec=150)
+    assert r.iterations["polish_added"] + r.iterations["polish_dropped"] >= 1
+    assert r.certificate["gap_upper"] <= 1e-20
+    ref = solve_design(inst, inst.theta_star, tol=1e-10, dps=30, prec=150, certify=False)
+    assert r.logdet_float == pytest.approx(ref.logdet_float, abs=1e-12)
