@@ -24,7 +24,7 @@ from checks.stats import (
     mean_ci,
 )
 from proofs_numeric.errors import InvalidInput
-from proofs_numeric.generate import preset
+from proofs_numeric.generate import preset, random_instances
 
 
 def _opts(**kw: object) -> RunOptions:
@@ -107,6 +107,16 @@ def test_s1_consistent_500_replications() -> None:
     assert v.status == "consistent", v.details
     assert all(r["replications"] == 1000 for r in _per_instance(v))
     w = run_claim(get("S1"), None, _opts(replications=1000, constants={"fisher_scale": 2}))
+    assert w.status == "rejected"
+
+
+@pytest.mark.slow
+def test_s1_s2_random_generic_instances_600_replications() -> None:
+    insts = random_instances(6, 1)
+    v = run_claim(get("S1"), insts, _opts(replications=600))
+    assert v.status == "consistent", v.details
+    assert run_claim(get("S2"), insts, _opts(replications=600)).status == "consistent"
+    w = run_claim(get("S1"), insts, _opts(replications=600, constants={"fisher_scale": 2}))
     assert w.status == "rejected"
 
 
