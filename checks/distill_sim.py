@@ -46,8 +46,8 @@ DEFAULT_NOISE = 0.5
 DEFAULT_MISSPEC = 0.5
 #: rate sweep: n = batch 2^k, k = 0..RATE_STEPS-1 (noiseless mp fits only up to RATE_MP_STEPS)
 RATE_STEPS = 6
-RATE_MP_STEPS = 4
-RATE_MP_SEEDS = 3
+RATE_MP_STEPS = 6
+RATE_MP_SEEDS = 5
 #: errors below this are drawn at this value on log plots (exact zeros included)
 PLOT_FLOOR = 1e-60
 STREAM_RATE = 21

@@ -276,61 +276,57 @@ def rd_hess_fast(inst: Instance, q: Any) -> F64:
 
 
 # ====================================================== least squares (E16, S6)
-def _to_mp_matrix(rows: Sequence[Sequence[Any]]) -> Any:
-    return mp.matrix([[mpf(v) for v in row] for row in rows])
+def lstsq_mp(
+    A: Sequence[Sequence[Any]],
+    b: Sequence[Any],
+    dps: int,
+    *,
+    weights: Sequence[Any] | None = None,
+    refine: int = 3,
+) -> Vec:
+    r"""argmin sum_k w_k (a_k' x - b_k)^2 at ``dps`` digits, correct to the last digits of the exact solution.
 
+    The normal equations N x = c, N = sum_k w_k a_k a_k', c = sum_k w_k a_k b_k, are formed at 2 dps + 10
+    digits (A, b, w taken as exact), solved by Cholesky at ``dps``, then refined ``refine`` times with
+    the residual c - N x computed at 2 dps + 10 digits (= A'W(b - A x)). The result is the exact
+    weighted least-squares solution rounded to about ``dps`` digits as long as cond(A)^2 10^-dps << 1.
+    (Weights let repeated rows be passed once: a row with weight w and right side b_k is w identical
+    rows whose right sides sum to w b_k.)
 
-def lstsq_mp(A: Sequence[Sequence[Any]], b: Sequence[Any], dps: int, *, refine: int = 3) -> Vec:
-    r"""argmin ||A x - b||_2 at ``dps`` digits, correct to the last digits of the data's exact solution.
-
-    Normal equations N x = A^T b solved by Cholesky at ``dps``, then ``refine`` steps of iterative
-    refinement with the residual A^T(b - A x) computed at 2 dps + 10 digits (A and b are taken as
-    exact). The result is the exact least-squares solution rounded to about ``dps`` digits as long as
-    cond(A)^2 10^-dps << 1.
-
-    Raises MLENotFound when A^T A is singular (the rows do not span R^d: not identified).
+    Raises MLENotFound when N is singular (the rows do not span R^d: not identified).
     """
     check_dps(dps)
     n = len(A)
-    if n == 0 or len(b) != n:
-        raise InvalidInput(f"A and b must have the same number n >= 1 of rows, got {n} and {len(b)}")
+    if n == 0 or len(b) != n or (weights is not None and len(weights) != n):
+        raise InvalidInput(
+            f"A, b (and weights) must have the same number n >= 1 of rows, got {n} and {len(b)}"
+        )
     d = len(A[0])
-    with mp.workdps(2 * dps + 10):
-        Ah = _to_mp_matrix(A)
-        bh = mp.matrix([mpf(v) for v in b])
+    hi = 2 * dps + 10
+    with mp.workdps(hi):
+        Ah = [[mpf(v) for v in row] for row in A]
+        bh = [mpf(v) for v in b]
+        wh = [mpf(1)] * n if weights is None else [mpf(v) for v in weights]
+        Nh = [[mp.fsum(wh[k] * Ah[k][i] * Ah[k][j] for k in range(n)) for j in range(d)] for i in range(d)]
+        ch = [mp.fsum(wh[k] * Ah[k][i] * bh[k] for k in range(n)) for i in range(d)]
+    msg = f"distillation least squares is not identified: the {n} pair differences do not span R^{d}"
     with mp.workdps(dps):
-        Am = _to_mp_matrix(A)
-        N = Am.T * Am
+        N = mp.matrix([[+v for v in row] for row in Nh])
         try:
             L = mp.cholesky(N)
         except ValueError:
-            raise MLENotFound(
-                f"distillation least squares is not identified: the {n} pair differences do not span R^{d}"
-            ) from None
-        if min(abs(L[i, i]) for i in range(d)) <= mp.mpf(2) ** (-mp.prec // 2) * max(
-            abs(L[i, i]) for i in range(d)
-        ):
-            raise MLENotFound(
-                f"distillation least squares is not identified: the {n} pair differences do not span R^{d}"
-            )
-        x = mp.cholesky_solve(N, Am.T * mp.matrix([mpf(v) for v in b]))
+            raise MLENotFound(msg) from None
+        diag = [abs(L[i, i]) for i in range(d)]
+        if min(diag) <= mp.mpf(2) ** (-mp.prec // 2) * max(diag):
+            raise MLENotFound(msg)
+        x = mp.cholesky_solve(N, mp.matrix([+v for v in ch]))
     for _ in range(refine):
-        with mp.workdps(2 * dps + 10):
-            res = Ah.T * (bh - Ah * x)
+        with mp.workdps(hi):
+            res = [ch[i] - mp.fsum(Nh[i][j] * x[j] for j in range(d)) for i in range(d)]
         with mp.workdps(dps):
-            dx = mp.cholesky_solve(N, res)
-            x = x + dx
+            x = x + mp.cholesky_solve(N, mp.matrix([+v for v in res]))
     with mp.workdps(dps):
         return [+x[i] for i in range(d)]
-
-
-def _design_mp(inst: Instance, x: Any, y: Any, yp: Any, dps: int) -> Mat:
-    with mp.workdps(dps):
-        b = mpf(inst.beta)
-        return [
-            [b * (mpf(inst.phi[xi, yi, j]) - mpf(inst.phi[xi, ypi, j])) for j in range(inst.d)]
-            for xi, yi, ypi in zip(x, y, yp)
-        ]
 
 
 def noisy_differences(n: int, noise: float, rng: np.random.Generator | None) -> F64:
@@ -376,15 +372,37 @@ def fit_distill(
     """
     check_dps(dps)
     noise = _check_noise(noise)
+    x, y, yp = (np.asarray(a, dtype=np.int64) for a in (x, y, yp))
     n = len(x)
     e = np.asarray(eps, dtype=np.float64) if eps is not None else noisy_differences(n, noise, rng)
-    with mp.workdps(dps):
-        A = _design_mp(inst, x, y, yp, dps)
-        b = [
-            mpf(rewards[xi][yi]) - mpf(rewards[xi][ypi]) + mpf(float(ei))
-            for xi, yi, ypi, ei in zip(x, y, yp, e)
-        ]
-    return lstsq_mp(A, b, dps)
+    # group repeated pairs (sufficient statistics): count and the exact sum of their noises per cell
+    K = inst.K
+    cell = (x * K + y) * K + yp
+    cells, inv = np.unique(cell, return_inverse=True)
+    hi = 2 * dps + 10
+    with mp.workdps(hi):
+        noise_sum = [mpf(0)] * len(cells)
+        for k, ek in zip(inv.tolist(), e.tolist()):
+            noise_sum[k] += mpf(ek)  # exact: the precision holds the sum of the binary floats
+        counts = np.bincount(inv, minlength=len(cells))
+        rows, rhs, wts = [], [], []
+        for k, c in enumerate(cells.tolist()):
+            xi, rem = divmod(c, K * K)
+            yi, ypi = divmod(rem, K)
+            if yi == ypi:
+                continue  # z = 0: the row adds nothing to the normal equations
+            w = int(counts[k])
+            rows.append(
+                [
+                    mpf(inst.beta) * (mpf(inst.phi[xi, yi, j]) - mpf(inst.phi[xi, ypi, j]))
+                    for j in range(inst.d)
+                ]
+            )
+            rhs.append(mpf(rewards[xi][yi]) - mpf(rewards[xi][ypi]) + noise_sum[k] / w)
+            wts.append(w)
+    if not rows:
+        raise MLENotFound(f"distillation least squares is not identified: no pair with y != y' among {n}")
+    return lstsq_mp(rows, rhs, dps, weights=wts)
 
 
 def fit_distill_fast(

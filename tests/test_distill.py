@@ -252,3 +252,26 @@ def test_fast_module_used() -> None:
     inst = preset("tiny")
     q = offline_q(inst)
     assert np.allclose(dn.rd_hess_fast(inst, q), 2 * inst.beta**2 * fast.pair_cov_pairsum(inst, q))
+
+
+def test_noisy_mp_fit_matches_float_and_groups_repeated_pairs() -> None:
+    inst = preset("generic")
+    rng = np.random.default_rng(11)
+    x, y, yp = (
+        np.asarray(a) for a in zip(*[(0, 1, 2), (1, 0, 3), (2, 3, 1), (0, 1, 2), (1, 2, 2), (2, 0, 1)] * 3)
+    )
+    eps = dn.noisy_differences(len(x), 0.4, rng)
+    r = dn.RewardModel(0.2)
+    th_mp = dn.fit_distill(inst, x, y, yp, r.table_mp(inst, 60), 60, eps=eps)
+    th_f = dn.fit_distill_fast(inst, x, y, yp, r.table_fast(inst), eps=eps)
+    assert np.allclose([float(v) for v in th_mp], th_f, rtol=1e-11, atol=1e-12)
+    # the same fit through the ungrouped weighted solver
+    rt = r.table_mp(inst, 60)
+    with mp.workdps(60):
+        A = [
+            [mpf(inst.beta) * (mpf(inst.phi[a, b, j]) - mpf(inst.phi[a, c, j])) for j in range(inst.d)]
+            for a, b, c in zip(x, y, yp)
+        ]
+        bvec = [rt[a][b] - rt[a][c] + mpf(float(e)) for a, b, c, e in zip(x, y, yp, eps)]
+        th2 = dn.lstsq_mp(A, bvec, 60)
+        assert max(abs(u - v) for u, v in zip(th_mp, th2)) <= mpf(10) ** -55
