@@ -157,3 +157,27 @@ def test_bad_constant_is_input_error() -> None:
         run_claim(get("S1"), [preset("tiny")], _opts(constants={"fisher_scale": "two"}))
     with pytest.raises(InvalidInput, match="replications"):
         run_claim(get("S1"), [preset("tiny")], _opts(replications=1))
+
+
+def test_fisher_used_by_s1_matches_statsmodels_glm() -> None:
+    # ANCHORS.md: GLM(y, X, Binomial, var_weights=w).hessian(params, observed=False) is minus the
+    # weighted Fisher information; rows X = beta z, weights rho(x) q(y, y'|x), params = theta*.
+    sm = pytest.importorskip("statsmodels.api")
+    from proofs_numeric.dpo import fisher_at_star
+    from proofs_numeric.sampling import offline_q
+
+    inst = preset("generic").with_theta_star([0.4, -1.1, 0.7])
+    inst = type(inst)(inst.rho, inst.phi, inst.pi_ref, 1.7, inst.theta_star, "beta1.7")
+    q = offline_q(inst)
+    rows, weights = [], []
+    for x in range(inst.m):
+        for y in range(inst.K):
+            for yp in range(inst.K):
+                if y != yp:
+                    rows.append(inst.beta * (inst.phi[x, y] - inst.phi[x, yp]))
+                    weights.append(inst.rho[x] * q[x, y, yp])
+    X = np.array(rows)
+    y = (X @ inst.theta_star > 0).astype(float)  # labels do not enter the expected information
+    model = sm.GLM(y, X, family=sm.families.Binomial(), var_weights=np.array(weights))
+    I_peer = -model.hessian(inst.theta_star, observed=False)
+    np.testing.assert_allclose(fisher_at_star(inst, q), I_peer, rtol=1e-10, atol=1e-14)
