@@ -149,7 +149,7 @@ def test_random_source_matches_random_instances() -> None:
 
 
 def test_report_independent_of_batching_and_workers(tmp_path: Path) -> None:
-    cf = _claims_file(tmp_path, count=6)
+    cf = _claims_file(tmp_path, count=10)
     reports = []
     for name, extra in (("a", ["--batch-seconds", "100"]), ("b", ["--batch-seconds", "0.0001"])):
         plan = build_plan(
@@ -168,8 +168,14 @@ def test_report_independent_of_batching_and_workers(tmp_path: Path) -> None:
     assert "step 1 (C_inf**2 <= C_inf (wrong step))" in by["P1"]["message"]
     lines = (tmp_path / "b" / "verdicts.jsonl").read_text().splitlines()
     batches = [json.loads(x) for x in lines if json.loads(x)["type"] == "batch"]
-    assert sorted(i for b in batches if b["claim"] == "X1" for i in b["indices"]) == list(range(6))
-    assert len([b for b in batches if b["claim"] == "X1"]) == 6  # tiny target: one instance per batch
+    assert sorted(i for b in batches if b["claim"] == "X1" for i in b["indices"]) == list(range(10))
+    # two instances time the claim, then a tiny target gives one instance per batch
+    assert [len(b["indices"]) for b in batches if b["claim"] == "X1"] == [2] + [1] * 8
+    lines = (tmp_path / "a" / "verdicts.jsonl").read_text().splitlines()
+    sizes = [
+        len(json.loads(x)["indices"]) for x in lines if json.loads(x).get("claim") == "X1" and "indices" in x
+    ]
+    assert sizes == [2, 8]  # a large target: the rest in one batch
 
 
 def test_cli_outputs_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,7 +15,7 @@ distributed = pytest.importorskip("dask.distributed")
 CLAIMS = """
 [instances]
 families = ["generic", "poor_coverage"]
-count = 8
+count = 12
 
 [[inequality]]
 id = "X1"
