@@ -64,7 +64,8 @@ class MLEResult:
     n : number of rows with positive weight; total_weight: W = sum of weights (number of pairs).
     min_eig : smallest eigenvalue of the Hessian of F at theta (curvature diagnostic).
     separation_checked : how existence was established: "ridge" (lam > 0: always exists),
-        "no-separating-direction" (lam = 0: :func:`separating_direction` found none).
+        "no-separating-direction" (lam = 0: :func:`separating_direction` found none) or
+        "not-checked" (check_existence=False and no symptom of separation at the estimate).
     history : the loss after each iteration.
     """
 
@@ -281,14 +282,16 @@ def fit_mle(
     Raises
     ------
     MLENotFound : lam = 0 and the labelled z's are (quasi-)separable, or Newton did not
-        converge while ||theta|| kept growing and the loss fell towards 0.
+        converge while ||theta|| kept growing and the loss fell towards 0. With
+        check_existence=False the separation test still runs when the estimate shows its
+        symptoms (Hessian flat relative to theta = 0, or some |beta <theta, z_i>| > 30).
     """
     Z, O, b, w, lm = _prepare(z, o, beta, weights, lam)
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise InvalidInput(f"max_iter must be an integer >= 1, got max_iter={max_iter!r}")
     d = Z.shape[1]
     W = float(w.sum())
-    how = "ridge"
+    how = "ridge" if lm > 0.0 else "not-checked"
     if lm == 0.0 and check_existence:
         v = separating_direction(Z, O, weights=w)
         if v is not None:
@@ -359,6 +362,21 @@ def fit_mle(
             f"loss={hist[-1]:.3g} -> 0 after {it} iterations)"
         )
     min_eig = float(np.linalg.eigvalsh(H)[0])
+    if how == "not-checked":
+        # existence was not checked up front: symptoms of separation (flat curvature, saturated
+        # margins) trigger the authoritative test, so a huge estimate is never returned silently
+        H0 = (b * b / (4.0 * W)) * ((Z.T * w) @ Z)
+        flat = min_eig < 1e-8 * max(float(np.linalg.eigvalsh(H0)[0]), 1e-300)
+        saturated = float(np.max(np.abs(b * (Z @ theta)))) > 30.0
+        if flat or saturated:
+            v = separating_direction(Z, O, weights=w)
+            if v is not None:
+                raise MLENotFound(
+                    f"the MLE does not exist: labels are separable (Newton reached ||theta||="
+                    f"{np.linalg.norm(theta):.3g} with loss {f:.3g}); add data or use lam > 0"
+                )
+        if flat or saturated:
+            how = "no-separating-direction"
     return MLEResult(
         theta=theta,
         converged=converged,

@@ -155,3 +155,14 @@ def test_invalid_inputs(kwargs: dict, match: str) -> None:
     args.update(kwargs)
     with pytest.raises(InvalidInput, match=match):
         fit_mle(args["z"], args["o"], args["beta"], lam=lam, weights=weights)
+
+
+def test_separation_caught_without_upfront_check() -> None:
+    z, _, theta = _data(500, 3, 5)
+    o = np.where(z @ theta > 0, 1, -1)
+    with pytest.raises(MLENotFound, match="separable"):
+        fit_mle(z, o, 1.0, check_existence=False)
+    z2, o2, _ = _data(500, 3, 8)
+    res = fit_mle(z2, o2, 1.0, check_existence=False)
+    assert res.separation_checked == "not-checked" and res.converged
+    np.testing.assert_allclose(res.theta, fit_mle(z2, o2, 1.0).theta, rtol=1e-12)
