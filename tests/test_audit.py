@@ -321,3 +321,54 @@ def test_kill_9_mid_run_then_resume_gives_the_same_report(tmp_path: Path) -> Non
     for cid in ("X1", "Xfalse", "P1"):
         idx = [i for r in recs if r["type"] == "batch" and r["claim"] == cid for i in r["indices"]]
         assert sorted(idx) == list(range(30))
+
+
+def test_summary_table_rich_on_a_terminal_plain_otherwise() -> None:
+    import io
+
+    from checks.report import print_summary
+    from checks.verdict import Verdict
+
+    vs = [
+        Verdict(
+            "X1",
+            "inequality",
+            "certified",
+            "holds",
+            3,
+            30,
+            0,
+            worst_margin=0.5,
+            tightest_constant=0.4,
+            stated_constant=1.0,
+        ),
+        Verdict("X2", "inequality", "refuted", "holds", 3, 30, 0, worst_margin=-1.0, counterexample={"a": 1}),
+    ]
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    plain, tty = io.StringIO(), Tty()
+    print_summary(vs, plain)
+    print_summary(vs, tty)
+    p = plain.getvalue()
+    assert p.splitlines()[0].split() == [
+        "claim",
+        "kind",
+        "status",
+        "instances",
+        "agreement",
+        "worst",
+        "margin",
+        "tightest",
+        "/",
+        "stated",
+        "elapsed",
+        "counterexample",
+    ]
+    assert "0.4 / 1" in p and "refuted (!)" in p and "counterexamples/X2.json" in p
+    assert "1 not as expected: X2" in p
+    t = tty.getvalue()
+    assert "┃" in t or "│" in t  # a rich box-drawn table
+    assert "X2" in t and "refuted (!)" in t

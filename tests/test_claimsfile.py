@@ -226,3 +226,16 @@ def test_cli_false_custom_claim_exits_1_with_counterexample(
     Instance.from_dict(cex["counterexample"]["instance"])  # replayable
     assert "Xfalse" in (out / "report.tex").read_text().replace("\\_", "_")
     assert "counterexamples/Xfalse.json" in (out / "report.md").read_text()
+
+
+def test_quantities_agree_with_the_float64_coverage_path() -> None:
+    """checks.quantities (pair sums in mpmath) against proofs_numeric.coverage_fast (Laplacian form, float64)."""
+    coverage = pytest.importorskip("proofs_numeric.coverage")
+    for inst in random_instances(
+        4, 21, families=("generic", "poor_coverage", "near_collinear", "two_response")
+    ):
+        for theta in ([0.0] * inst.d, (0.5 * inst.theta_star).tolist()):
+            ref = coverage.coverage_fast(inst, theta)
+            ev = QuantityEvaluator(inst, theta, 30)
+            for name in ("C_inf", "C_Sigma", "C_I", "C_dev"):
+                assert float(ev.value(name)) == pytest.approx(ref[name], rel=1e-8), (inst.name, name)
