@@ -112,8 +112,10 @@ def footer(verdicts: Sequence[Verdict]) -> str:
     return f"{len(verdicts)} claim(s): {len(bad)} not as expected: {', '.join(bad)}"
 
 
-def print_summary(verdicts: Sequence[Verdict], stream: IO[str] | None = None, links: bool = True) -> None:
-    """Rich table on a terminal, plain text otherwise."""
+def print_summary(
+    verdicts: Sequence[Verdict], stream: IO[str] | None = None, links: bool = True, width: int | None = None
+) -> None:
+    """Rich table on a terminal (``width``: its width, default the terminal's), plain text otherwise."""
     out = stream or sys.stdout
     if out.isatty():
         from rich.console import Console
@@ -125,7 +127,7 @@ def print_summary(verdicts: Sequence[Verdict], stream: IO[str] | None = None, li
         for v, row in zip(verdicts, summary_rows(verdicts, links)):
             style = None if v.ok else "bold red"
             table.add_row(*row, style=style)
-        console = Console(file=out)
+        console = Console(file=out, width=width)
         console.print(table)
         console.print(footer(verdicts))
     else:

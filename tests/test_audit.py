@@ -351,7 +351,7 @@ def test_summary_table_rich_on_a_terminal_plain_otherwise() -> None:
 
     plain, tty = io.StringIO(), Tty()
     print_summary(vs, plain)
-    print_summary(vs, tty)
+    print_summary(vs, tty, width=200)
     p = plain.getvalue()
     assert p.splitlines()[0].split() == [
         "claim",

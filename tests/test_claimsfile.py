@@ -229,7 +229,7 @@ def test_cli_false_custom_claim_exits_1_with_counterexample(
 
 
 def test_quantities_agree_with_the_float64_coverage_path() -> None:
-    """checks.quantities (pair sums in mpmath) against proofs_numeric.coverage_fast (Laplacian form, float64)."""
+    """checks.quantities (mpmath pair sums) against proofs_numeric.coverage_fast (Laplacian form, float64)."""
     coverage = pytest.importorskip("proofs_numeric.coverage")
     for inst in random_instances(
         4, 21, families=("generic", "poor_coverage", "near_collinear", "two_response")
