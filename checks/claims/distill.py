@@ -38,7 +38,9 @@ import numpy as np
 from mpmath import mp, mpf
 
 from checks.registry import Claim, InstanceResult, RunOptions
+from checks.runner import default_aggregate
 from checks.stats import ks_chi2_verdict
+from checks.verdict import Verdict
 from proofs_numeric import distill as dn
 from proofs_numeric import mp as pmp
 from proofs_numeric.errors import InvalidInput, MLENotFound, check_dps
@@ -419,14 +421,36 @@ def check_s6(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
             "replications": reps,
             "seed": opts.seed,
         }
+    # the noise factor the data estimate: E[T] = d 2 / noise_factor, so nf mean(T) / d estimates 2
+    factor_hat = float(nf * T.mean() / inst.d)
+    details["noise_factor_estimate"] = factor_hat
     return InstanceResult(
         out.status,
         inst.name,
         p_value=out.p_value,
-        constant=float(out.statistic or 0.0),
+        constant=factor_hat,
         counterexample=cex,
         details=details,
     )
+
+
+def _s6_aggregate(claim: Claim, results: list[InstanceResult], opts: RunOptions) -> Verdict:
+    """Bonferroni over instances: rejected iff min_i p_i < level / k (k instances), so that a true claim
+    run on many instances is rejected with probability at most ``level``."""
+    v = default_aggregate(claim, results, opts)
+    pv = [r.p_value for r in results if r.p_value is not None]
+    if v.status in ("consistent", "rejected") and pv:
+        k = len(pv)
+        adj = opts.level / k
+        v.status = "rejected" if min(pv) < adj else "consistent"
+        v.details["bonferroni_level"] = adj
+        if v.status == "consistent":
+            v.counterexample = None
+        else:
+            worst = min((r for r in results if r.p_value is not None), key=lambda r: r.p_value or 0.0)
+            v.counterexample = worst.counterexample
+        v.message += f"; Bonferroni: min p = {min(pv):.3g} vs level/k = {adj:.3g} (k={k})"
+    return v
 
 
 def _s6_instances(opts: RunOptions) -> list[Instance]:
@@ -465,6 +489,7 @@ CLAIMS = [
         ),
         constants={"noise_factor": 2, "s": 0.5, "n": "4*d"},
         default_instances=_s6_instances,
+        aggregate=_s6_aggregate,
     ),
 ]
 
