@@ -554,6 +554,10 @@ def aggregate_custom(claim: Claim, results: list[InstanceResult], opts: RunOptio
                 row["worst_margin"] = s["margin"]
     steps = [per_step[k] for k in sorted(per_step)]
     v.details["steps"] = steps
+    hows = sorted({str(st.get("how")) for r in results for st in r.details.get("steps", [])})
+    v.details["evaluation"] = hows
+    if hows:
+        v.message += f" [{'; '.join(hows)}, dps={opts.dps}]"
     first = next((s for s in steps if any(k in FAILS for k in s["counts"])), None)
     v.details["first_failing_step"] = first["step"] if first else None
     if first is not None:

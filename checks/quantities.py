@@ -96,6 +96,26 @@ def names() -> list[str]:
     return list(QUANTITIES)
 
 
+def quantities_rows() -> list[tuple[str, str, str, str]]:
+    """(name, definition, reference, certified) rows for ``prefcheck list --quantities``."""
+    return [
+        (q.name, q.definition, q.reference, "Arb enclosure" if q.certified else "sampled")
+        for q in QUANTITIES.values()
+    ]
+
+
+def quantities_text() -> str:
+    """The quantity table as aligned plain text."""
+    rows = [("quantity", "definition", "reference", "evaluation"), *quantities_rows()]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    note = (
+        "pi = pi_theta is the claim's sampling policy (policy = ref: theta = 0, star: theta*, "
+        "ball: ||theta - theta*|| = r), pi* = pi_{theta*}; functions: exp log sqrt abs min max"
+    )
+    return "\n".join([*lines, "", note])
+
+
 def dps_to_prec(dps: int) -> int:
     """Binary precision for ``dps`` decimal digits plus 16 guard bits."""
     return int(math.ceil(dps * math.log2(10))) + 16
