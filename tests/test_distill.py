@@ -275,3 +275,17 @@ def test_noisy_mp_fit_matches_float_and_groups_repeated_pairs() -> None:
         bvec = [rt[a][b] - rt[a][c] + mpf(float(e)) for a, b, c, e in zip(x, y, yp, eps)]
         th2 = dn.lstsq_mp(A, bvec, 60)
         assert max(abs(u - v) for u, v in zip(th_mp, th2)) <= mpf(10) ** -55
+
+
+def test_s6_bonferroni_over_many_instances() -> None:
+    from proofs_numeric.generate import random_instances
+
+    insts = random_instances(6, 1)
+    v = run_claim(_claim("S6"), insts, RunOptions(replications=200))
+    assert v.status == "consistent" and v.details["bonferroni_level"] == pytest.approx(0.01 / 6)
+    # the estimated noise factor is close to 2 (the 2 s^2 model) on every instance
+    assert v.tightest_constant is not None and 1.6 < v.tightest_constant < 2.6
+    bad = run_claim(
+        _claim("S6"), insts, RunOptions(replications=200, constants=MappingProxyType({"noise_factor": 1}))
+    )
+    assert bad.status == "rejected" and bad.counterexample is not None
