@@ -530,7 +530,7 @@ def _sampled_status(
     vals2.update({k: mpf(v) for k, v in spec["params"].items()})
     with mp.workdps(dps2):
         m2 = exprs[i + 1].mp(vals2, dps2) - exprs[i].mp(vals2, dps2)
-        tol = mpf(10) ** (-(opts.dps - 5)) * max(abs(m2), 1)
+        tol = mpf(10) ** (-(opts.dps - 5)) * (max(abs(m2), 1) if mp.isfinite(m2) else 1)
         how = f"sampled in mpmath at dps={opts.dps} and {dps2} (no certified enclosure)"
         if m2 < -tol and margin < 0:
             return "refuted", how

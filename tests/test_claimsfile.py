@@ -239,3 +239,12 @@ def test_quantities_agree_with_the_float64_coverage_path() -> None:
             ev = QuantityEvaluator(inst, theta, 30)
             for name in ("C_inf", "C_Sigma", "C_I", "C_dev"):
                 assert float(ev.value(name)) == pytest.approx(ref[name], rel=1e-8), (inst.name, name)
+
+
+def test_without_an_enclosure_the_step_is_sampled_and_says_so() -> None:
+    # policy "star": theta = theta*, so r = dist = 0 and N_gen_bound = d e^0 / 0 = +inf has no finite ball
+    for lhs, rhs, status in (("N_gen_bound", "1", "refuted"), ("1", "N_gen_bound", "inconclusive")):
+        spec = _spec(lhs, rhs, policy='"star"')
+        v = run_claim(build_custom_claim(spec), [preset("tiny")], RunOptions(dps=30))
+        assert v.status == status
+        assert "sampled in mpmath at dps=30 and 60 (no certified enclosure)" in v.message
