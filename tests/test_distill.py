@@ -289,3 +289,10 @@ def test_s6_bonferroni_over_many_instances() -> None:
         _claim("S6"), insts, RunOptions(replications=200, constants=MappingProxyType({"noise_factor": 1}))
     )
     assert bad.status == "rejected" and bad.counterexample is not None
+
+
+def test_theory_derivations_registry() -> None:
+    dv = td.DERIVATIONS["E15"](3, 2)
+    assert dv.claim == "E15" and dv.derived.shape == (2 + 4, 1)
+    pr = dv.prove()
+    assert pr.holds and pr.method == "exact"

@@ -54,6 +54,8 @@ __all__ = [
     "latex_e15",
     "pair_permutation",
     "e15_lambdified",
+    "e15",
+    "DERIVATIONS",
 ]
 
 #: Sizes the symbolic side is guaranteed to handle in a few seconds (larger sizes work, slower).
@@ -222,6 +224,31 @@ def latex_e15(K: int, d: int, scope: str = "pair") -> str:
         dv.latex() for dv in (e15_loss(K, d, scope), e15_gradient(K, d, scope), e15_hessian(K, d, scope))
     )
 
+
+@cache
+def e15(K: int, d: int) -> Derivation:
+    """E15 as one derivation (for ``prefcheck derive``): [gradient; Hessian row-major] of the pair (0, 1).
+
+    Every other pair is the same expression with the responses relabelled (:func:`pair_permutation`), and
+    the population quantities are the q- and rho-weighted sums of the pair expressions.
+    """
+    g, h = e15_gradient(K, d, "pair"), e15_hessian(K, d, "pair")
+    derived = sp.Matrix([*list(g.derived), *list(h.derived)])
+    closed = sp.Matrix([*list(g.closed), *list(h.closed)])
+    steps = [*g.steps, ("Hessian = d/dtheta of the derived gradient", h.derived[0, 0])]
+    return Derivation(
+        "E15",
+        "distillation gradient 2 beta q (beta<theta,z> - dr) z and Hessian 2 beta^2 q z z^T (pair (0,1))",
+        g.cs,
+        derived,
+        closed,
+        steps,
+        reward_symbols(K),
+    )
+
+
+#: claim id -> derivation of size (K, d), the convention of theory.dpo.DERIVATIONS
+DERIVATIONS = {"E15": e15}
 
 _FNS: dict[tuple[int, int, str, str, str], Callable[..., Any]] = {}
 
