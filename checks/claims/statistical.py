@@ -42,8 +42,10 @@ from proofs_numeric.instance import Instance
 from proofs_numeric.sampling import STREAM_OTHER, offline_q, rng_for, sample_counts
 
 from ..registry import Claim, InstanceResult, RunOptions
+from ..runner import default_aggregate
 from ..simulate import measure_separation
 from ..stats import ks_chi2_verdict, mean_band_verdict
+from ..verdict import Verdict
 
 #: replications when RunOptions.replications is None (quick: the reduced value)
 S12_REPS, S12_REPS_QUICK = 200, 100
@@ -202,8 +204,8 @@ def check_s3(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
               "floor_rtol": frtol, "seed": opts.seed}
     base = {**params, "N_gen_lower": ng_lo, "N_gen_upper_I4": ng_hi}
     if n < c * ng_lo:
-        return InstanceResult("inconclusive", inst.name, details={
-            **base, "reason": f"hypothesis unmet: n={n} < c N_gen(r) >= {c * ng_lo:.4g}"})
+        reason = f"hypothesis unmet: n={n} < c x (searched lower bound of N_gen(r)) = {c * ng_lo:.4g}"
+        return InstanceResult("inconclusive", inst.name, details={**base, "reason": reason})
     runs = [dpo.run_onpolicy(inst, rounds, n, opts.seed, rep=s) for s in range(seeds)]
     risk = np.array([t.column("risk") for t in runs])
     floor_pred = fscale * inst.d / n
@@ -267,6 +269,38 @@ def check_s4(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
     )
 
 
+def _aggregate(claim: Claim, results: list[InstanceResult], opts: RunOptions) -> Verdict:
+    """default_aggregate, with a message that states the test, its level and tolerance, and the numbers."""
+    v = default_aggregate(claim, results, opts)
+    parts = []
+    for r in results:
+        d = r.details
+        if r.status in ("error", "inconclusive"):
+            parts.append(f"{r.instance}: {r.status} ({d.get('reason', d.get('error', ''))})")
+        elif claim.id == "S1":
+            parts.append(f"{r.instance}: KS p={r.p_value:.3g} ({d['replications']} replications, "
+                         f"{d['pairs']} pairs, implied Fisher scale {d['implied_fisher_scale']:.3g})")
+        elif claim.id == "S2":
+            parts.append(f"{r.instance}: simulated/predicted risk {d['ratio']:.3g} "
+                         f"(CI [{d['ci_low'] / d['target']:.3g}, {d['ci_high'] / d['target']:.3g}], "
+                         f"tolerance +-{d['rtol']:g}, {d['replications']} replications)")
+        elif claim.id == "S3":
+            rate = d["fitted_rate"]
+            speed = "unmeasurably fast" if rate is None else f"{rate:.3g}"
+            parts.append(f"{r.instance}: floor {d['floor_measured']:.3g} vs d/n={d['floor_predicted']:.3g}, "
+                         f"rate {speed}, floor after {d['rounds_to_floor']} round(s), "
+                         f"n = {d['n_over_N_gen_lower']:.3g} x searched N_gen "
+                         f"(I4 bound {d['N_gen_upper_I4']:.3g})")
+        else:
+            parts.append(f"{r.instance}: offline/on-policy samples {d['ratio']:.3g} vs predicted "
+                         f"{d['stated_prediction']:.3g} (x{d['ratio_over_prediction']:.3g}; stated "
+                         f"tolerance: factor {d['ratio_tolerance']:g}, separation >= "
+                         f"{d['min_separation']:g} when the prediction is >= 10)")
+    level = f" at level {opts.level:g}" if claim.kind == "statistical" else ""
+    v.message = f"{v.message}{level}; " + "; ".join(parts[:6])
+    return v
+
+
 def _s3_instances(opts: RunOptions) -> list[Instance]:
     return [preset("generic"), preset("poor-coverage")]
 
@@ -285,6 +319,7 @@ CLAIMS = [
         check=check_s1,
         hypotheses=("realizable BT labels from theta*", "z's span R^d", "MLE exists (reported otherwise)"),
         constants={"fisher_scale": sympy.Integer(1), "n": sympy.Integer(4000)},
+        aggregate=_aggregate,
     ),
     Claim(
         id="S2",
@@ -295,6 +330,7 @@ CLAIMS = [
         check=check_s2,
         hypotheses=("realizable BT labels", "n large (rtol covers the O(1/n) bias)"),
         constants={"risk_scale": sympy.Integer(1), "rtol": sympy.Rational(1, 10), "n": sympy.Integer(4000)},
+        aggregate=_aggregate,
     ),
     Claim(
         id="S3",
@@ -307,6 +343,7 @@ CLAIMS = [
         constants={"c": sympy.Integer(1), "n": sympy.Integer(2000), "rounds": sympy.Integer(8),
                    "floor_scale": sympy.Integer(1), "floor_rtol": sympy.Rational(1, 4)},
         default_instances=_s3_instances,
+        aggregate=_aggregate,
     ),
     Claim(
         id="S4",
@@ -320,5 +357,6 @@ CLAIMS = [
                    "min_separation": sympy.Integer(5), "target_factor": sympy.Integer(2),
                    "n": sympy.Integer(500), "rounds": sympy.Integer(40)},
         default_instances=_s4_instances,
+        aggregate=_aggregate,
     ),
 ]
