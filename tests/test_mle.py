@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import mpmath
 import numpy as np
 import pytest
@@ -149,7 +151,7 @@ def test_refine_mp_agrees_and_restores_precision() -> None:
     ],
 )
 def test_invalid_inputs(kwargs: dict, match: str) -> None:
-    args = {"z": [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], "o": [1, -1, 1], "beta": 1.0}
+    args: dict[str, Any] = {"z": [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], "o": [1, -1, 1], "beta": 1.0}
     lam = kwargs.pop("lam", 0.0)
     weights = kwargs.pop("weights", None)
     args.update(kwargs)

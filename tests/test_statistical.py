@@ -8,6 +8,7 @@ prediction_scale = 4 (S4).
 from __future__ import annotations
 
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,9 +28,8 @@ from proofs_numeric.errors import InvalidInput
 from proofs_numeric.generate import preset, random_instances
 
 
-def _opts(**kw: object) -> RunOptions:
-    consts = kw.pop("constants", {})
-    return RunOptions(constants=MappingProxyType(dict(consts)), **kw)  # type: ignore[arg-type]
+def _opts(constants: dict[str, Any] | None = None, **kw: Any) -> RunOptions:
+    return RunOptions(constants=MappingProxyType(dict(constants or {})), **kw)
 
 
 # ------------------------------------------------------------------ helpers
@@ -177,7 +177,7 @@ def test_fisher_used_by_s1_matches_statsmodels_glm() -> None:
                     rows.append(inst.beta * (inst.phi[x, y] - inst.phi[x, yp]))
                     weights.append(inst.rho[x] * q[x, y, yp])
     X = np.array(rows)
-    y = (X @ inst.theta_star > 0).astype(float)  # labels do not enter the expected information
-    model = sm.GLM(y, X, family=sm.families.Binomial(), var_weights=np.array(weights))
+    labels = (X @ inst.theta_star > 0).astype(float)  # labels do not enter the expected information
+    model = sm.GLM(labels, X, family=sm.families.Binomial(), var_weights=np.array(weights))
     I_peer = -model.hessian(inst.theta_star, observed=False)
     np.testing.assert_allclose(fisher_at_star(inst, q), I_peer, rtol=1e-10, atol=1e-14)
