@@ -181,3 +181,13 @@ def test_fisher_used_by_s1_matches_statsmodels_glm() -> None:
     model = sm.GLM(labels, X, family=sm.families.Binomial(), var_weights=np.array(weights))
     I_peer = -model.hessian(inst.theta_star, observed=False)
     np.testing.assert_allclose(fisher_at_star(inst, q), I_peer, rtol=1e-10, atol=1e-14)
+
+
+def test_s2_risk_needs_beta_squared() -> None:
+    # THEORY.md S2 writes the risk as E_{q*}[sigma' <theta_hat - theta*, z>^2] ~ tr(I_q^{-1} I*)/n; with
+    # beta != 1 the left side is (theta_hat - theta*)' I* (theta_hat - theta*) / beta^2, i.e. the literal
+    # statement equals this claim with risk_scale = 1/beta^2, which the simulation rejects.
+    base = preset("generic")
+    inst = type(base)(base.rho, base.phi, base.pi_ref, 2.0, base.theta_star, "generic-beta2")
+    assert run_claim(get("S2"), [inst], _opts()).status == "consistent"
+    assert run_claim(get("S2"), [inst], _opts(constants={"risk_scale": 0.25})).status == "rejected"
