@@ -279,6 +279,13 @@ def fit_mle(
     max_iter : Newton iteration cap.
     check_existence : with lam = 0, decide existence first (:func:`separating_direction`).
 
+    Example (float64; one direction, u = o z = (1, -1, -1): sigma(theta) = 1/3, theta = -log 2):
+
+    >>> import numpy as np
+    >>> res = fit_mle(np.array([[1.0], [1.0], [-1.0]]), np.array([1, -1, 1]), 1.0)
+    >>> round(float(res.theta[0]), 12), res.converged
+    (-0.69314718056, True)
+
     Raises
     ------
     MLENotFound : lam = 0 and the labelled z's are (quasi-)separable, or Newton did not
