@@ -266,7 +266,7 @@ class Expr:
 
         def apow(a: Any, b: Any) -> Any:
             if b.is_exact() and b.is_integer():
-                return a ** int(b.unique_fmpz())
+                return _arb_ipow(a, int(b.unique_fmpz()))
             return a**b
 
         fn: dict[str, Callable[..., Any]] = {
@@ -283,6 +283,26 @@ class Expr:
 
     def __str__(self) -> str:
         return self.text
+
+
+def _arb_ipow(a: Any, n: int) -> Any:
+    """a**n for an integer n by repeated multiplication.
+
+    python-flint 0.9's ``arb ** int`` returns nan when the ball contains 0 (it goes through
+    exp(n log a)); products of balls are always valid enclosures.
+    """
+    import flint
+
+    if n < 0:
+        return 1 / _arb_ipow(a, -n)
+    out, base = flint.arb(1), a
+    while n:
+        if n & 1:
+            out = out * base
+        n >>= 1
+        if n:
+            base = base * base
+    return out
 
 
 def _is_decimal(text: str) -> bool:

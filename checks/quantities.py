@@ -512,15 +512,15 @@ class QuantityEvaluator:
     def _a_norm_theta_star(self) -> Any:
         import flint
 
-        return sum((flint.arb(float(t)) ** 2 for t in self.inst.theta_star), flint.arb(0)).sqrt()
+        return sum(
+            (flint.arb(float(t)) * flint.arb(float(t)) for t in self.inst.theta_star), flint.arb(0)
+        ).sqrt()
 
     def _a_dist(self) -> Any:
         import flint
 
-        return sum(
-            ((flint.arb(a) - flint.arb(float(b))) ** 2 for a, b in zip(self.theta, self.inst.theta_star)),
-            flint.arb(0),
-        ).sqrt()
+        diffs = [flint.arb(a) - flint.arb(float(b)) for a, b in zip(self.theta, self.inst.theta_star)]
+        return sum((t * t for t in diffs), flint.arb(0)).sqrt()
 
     def _a_r(self) -> Any:
         import flint

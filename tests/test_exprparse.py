@@ -139,3 +139,11 @@ def test_sympy_mpmath_arb_and_float_agree(text: str) -> None:
         # v is correct to about 60 digits; the ball is certain: they agree within v's accuracy
         gap = abs(a - _mpf_to_arb(v)).upper()
         assert gap <= flint.arb(10) ** -55 * max(1, abs(float(v)))
+
+
+def test_arb_integer_power_of_a_ball_around_zero_is_finite() -> None:
+    """python-flint's arb ** int is nan on a ball containing 0; the parser multiplies instead."""
+    with arb_prec(200):
+        a = parse("(2e-1 - 2e-1)**2 + 1", set()).arb({})
+        assert a.is_finite() and a.contains(flint.arb(1))
+        assert parse("2**10 - 0.5**-3", set()).arb({}) == flint.arb(1016)
