@@ -420,6 +420,8 @@ class DesignResult:
     g_float : float64 g(lambda); logdet_float : log det of M in span coordinates (float64).
     iterations : Frank-Wolfe / away / drop / reduction / Newton counts.
     certificate : the arb certificate (see :func:`certify_kw`), or None.
+    transform : the change of basis T the solver and the certificate worked in (leverages and the
+        gap are invariant under it; log det is reported in the original coordinates).
     """
 
     weights: F
@@ -438,6 +440,7 @@ class DesignResult:
     dps: int
     certificate: dict[str, Any] | None = None
     basis: F | None = field(default=None, repr=False)
+    transform: F | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         supp = [int(i) for i in self.support]
@@ -463,6 +466,27 @@ class DesignResult:
         }
 
 
+def _preconditioner(A: F) -> F:
+    r"""An invertible k x k matrix T with the rows of A T well scaled (float64, exact as a matrix).
+
+    Leverages are invariant under a change of basis: for :math:`a \mapsto T^\top a`,
+    :math:`M \mapsto T^\top M T` and :math:`a^\top M^{-1}a` is unchanged; log det shifts by
+    :math:`2\log|\det T|`. T maps k well-spread pairs (greedy pivoting on the *normalized* rows, so
+    pairs with a tiny curvature weight are not swamped) to the unit vectors. This keeps the float64
+    solver and the certificates well conditioned when the weights w span many orders of magnitude.
+    """
+    norms = np.linalg.norm(A, axis=1)
+    safe = np.where(norms > 0, norms, 1.0)
+    init = _init_support(A / safe[:, None])
+    k = A.shape[1]
+    if len(init) < k:
+        raise InvalidInput(f"pair vectors must span R^{k}, got rank {len(init)}")
+    Bn = A[init] / safe[init, None]
+    T = np.linalg.inv(Bn) / safe[init][None, :]
+    At = A @ T
+    return np.asarray(T / float(np.max(np.abs(At))))
+
+
 def _solve(
     Zc: F,
     w: F,
@@ -472,18 +496,27 @@ def _solve(
     tol: float,
     dps: int,
     max_iter: int,
-) -> tuple[F, dict[int, Any], dict[str, int], dict[str, float]]:
-    """Frank-Wolfe -> reduction -> polish on coordinates Zc (n x k, full column rank)."""
+) -> tuple[F, dict[int, Any], dict[str, int], dict[str, float], F]:
+    """Frank-Wolfe -> reduction -> polish on coordinates Zc (n x k, full column rank).
+
+    Works on the rows a_z T (:func:`_preconditioner`); returns T with the results."""
     A = beta * np.sqrt(w)[:, None] * Zc
-    # scale A to O(1) (the design is invariant under a common scale)
-    scale = float(np.max(np.abs(A)))
-    As = A / scale
+    T = _preconditioner(A)
+    As = A @ T
     t0 = time.perf_counter()
     lam, fw = frank_wolfe(As, tol=tol, max_iter=max_iter)
     t1 = time.perf_counter()
     lam, removed = reduce_support(As, lam)
     t2 = time.perf_counter()
-    weights, pol = polish(exact_row, lam, dps=dps, A_float=As)
+    with mp.workdps(dps):
+        Tm = [[mpf(float(T[r, c])) for c in range(T.shape[0])] for r in range(T.shape[0])]
+
+    def row_t(i: int) -> list[Any]:
+        a = exact_row(i)
+        k = len(a)
+        return [mp.fsum(a[r] * Tm[r][c] for r in range(k)) for c in range(k)]
+
+    weights, pol = polish(row_t, lam, dps=dps, A_float=As)
     t3 = time.perf_counter()
     iters = {
         "frank_wolfe": fw.iterations,
@@ -497,20 +530,22 @@ def _solve(
         "polish_dropped": pol.dropped,
     }
     times = {"frank_wolfe": t1 - t0, "reduction": t2 - t1, "polish": t3 - t2}
-    return lam, weights, iters, times
+    return lam, weights, iters, times, T
 
 
-def _float_summary(Zc: F, w: F, beta: float, weights: dict[int, Any]) -> tuple[F, float, float]:
+def _float_summary(Zc: F, w: F, beta: float, weights: dict[int, Any], T: F) -> tuple[F, float, float]:
+    """(weights, g, log det M) in float64, computed in the preconditioned basis (see _preconditioner)."""
     n = Zc.shape[0]
     lam = np.zeros(n)
     for i, v in weights.items():
         lam[i] = float(v)
-    A = beta * np.sqrt(w)[:, None] * Zc
+    A = (beta * np.sqrt(w)[:, None] * Zc) @ T
     S = lam > 0
     M = (A[S] * lam[S, None]).T @ A[S]
     om = np.einsum("ij,jk,ik->i", A, np.linalg.inv(M), A)
-    sign, ld = np.linalg.slogdet(M)
-    return lam, float(om.max()), float(ld)
+    _, ld = np.linalg.slogdet(M)
+    _, ldT = np.linalg.slogdet(T)
+    return lam, float(om.max()), float(ld - 2 * ldT)
 
 
 def solve_design(
@@ -556,8 +591,8 @@ def solve_design(
             s = b * mp.sqrt(e / (1 + e) ** 2)
             return [s * zj for zj in z]
 
-        _, weights, iters, times = _solve(Z, w, inst.beta, exact_row, tol=tol, dps=dps, max_iter=max_iter)
-    lam, g, ld = _float_summary(Z, w, inst.beta, weights)
+        _, weights, iters, times, T = _solve(Z, w, inst.beta, exact_row, tol=tol, dps=dps, max_iter=max_iter)
+    lam, g, ld = _float_summary(Z, w, inst.beta, weights, T)
     with mp.workdps(dps):
         sw = {int(i): mp.nstr(v, dps) for i, v in sorted(weights.items())}
     res = DesignResult(
@@ -575,12 +610,11 @@ def solve_design(
         iterations=iters,
         timings=times,
         dps=dps,
+        transform=T,
     )
     if certify:
         t0 = time.perf_counter()
-        res.certificate = certify_kw(
-            inst.phi, idx, inst.beta, th, sw, prec=prec, basis=None
-        )
+        res.certificate = certify_kw(inst.phi, idx, inst.beta, th, sw, prec=prec, transform=T)
         res.timings["certificate"] = time.perf_counter() - t0
     return res
 
@@ -646,8 +680,8 @@ def solve_design_vectors(
             s = b * mp.sqrt(mpf(float(wf[i])))
             return [s * zj for zj in z]
 
-        _, weights, iters, times = _solve(Zc, wf, beta, exact_row, tol=tol, dps=dps, max_iter=max_iter)
-    lam, g, ld = _float_summary(Zc, wf, beta, weights)
+        _, weights, iters, times, T = _solve(Zc, wf, beta, exact_row, tol=tol, dps=dps, max_iter=max_iter)
+    lam, g, ld = _float_summary(Zc, wf, beta, weights, T)
     with mp.workdps(dps):
         sw = {int(i): mp.nstr(v, dps) for i, v in sorted(weights.items())}
     res = DesignResult(
@@ -666,10 +700,13 @@ def solve_design_vectors(
         timings=times,
         dps=dps,
         basis=U if on_span else None,
+        transform=T,
     )
     if certify:
         t0 = time.perf_counter()
-        res.certificate = certify_kw_vectors(Zf, wf, beta, sw, prec=prec, basis=U if on_span else None)
+        res.certificate = certify_kw_vectors(
+            Zf, wf, beta, sw, prec=prec, basis=U if on_span else None, transform=T
+        )
         res.timings["certificate"] = time.perf_counter() - t0
     return res
 
@@ -712,13 +749,23 @@ def _arb_sigma_prime(u: Any) -> Any:
 
 
 def _certify_core(
-    Zrows: list[list[Any]], wts: list[Any], beta: Any, lam: dict[int, Any], k: int
+    Zrows: list[list[Any]], wts: list[Any], beta: Any, lam: dict[int, Any], k: int, transform: F | None = None
 ) -> dict[str, Any]:
     """The arb computation shared by the instance and vector forms (inside a prec scope).
 
-    Zrows: arb coordinates of every z (length-k lists); wts: arb weights w(z); lam: {i: arb}.
+    Zrows: arb coordinates of every z (length-k lists); wts: arb weights w(z); lam: {i: arb};
+    transform: an invertible float k x k matrix T; the leverages are computed for the rows z T
+    (invariant), log det M = log det M_T - 2 log|det T| (reported in the original coordinates).
     """
     import flint
+
+    logdet_shift = flint.arb(0)
+    if transform is not None:
+        Tm = flint.arb_mat([[flint.arb(float(v)) for v in row] for row in transform])
+        Zm = flint.arb_mat(Zrows) * Tm
+        Zrows = [[Zm[i, c] for c in range(k)] for i in range(len(Zrows))]
+        detT = Tm.det()
+        logdet_shift = -2 * abs(detT).log() if (detT > 0 or detT < 0) else flint.arb("nan")
 
     n = len(Zrows)
     S = sorted(lam)
@@ -754,7 +801,9 @@ def _certify_core(
     g = arb_max(om)
     gap = g - k
     det = M.det()
-    logdet = det.log() if det > 0 else None
+    logdet = det.log() + logdet_shift if det > 0 else None
+    if logdet is not None and not logdet.is_finite():
+        logdet = None
     # Gram of the support's vech(a a^T) in the M^{-1} metric: G_ij = (a_i^T M^{-1} a_j)^2
     Gs = flint.arb_mat(len(S), len(S))
     for p_, i in enumerate(S):
@@ -810,7 +859,7 @@ def certify_kw(
     support_weights: dict[int, str],
     *,
     prec: int = 256,
-    basis: F | None = None,
+    transform: F | None = None,
     return_arb: bool = False,
 ) -> dict[str, Any]:
     r"""Arb certificate of a pair design (D1, D2 and the inputs of D3).
@@ -845,7 +894,7 @@ def certify_kw(
             wts.append(_arb_sigma_prime(u))
             rows.append(z)
         lam = {int(i): flint.arb(v) for i, v in support_weights.items()}
-        core = _certify_core(rows, wts, b, lam, d)
+        core = _certify_core(rows, wts, b, lam, d, transform)
         out = _finish(core, prec, d)
         if return_arb:
             out["_arb"] = core
@@ -853,7 +902,14 @@ def certify_kw(
 
 
 def certify_kw_vectors(
-    Z: F, w: F, beta: float, support_weights: dict[int, str], *, prec: int = 256, basis: F | None = None
+    Z: F,
+    w: F,
+    beta: float,
+    support_weights: dict[int, str],
+    *,
+    prec: int = 256,
+    basis: F | None = None,
+    transform: F | None = None,
 ) -> dict[str, Any]:
     """:func:`certify_kw` for raw vectors (rows of Z, weights w), on the span basis if given."""
     import flint
@@ -870,7 +926,7 @@ def certify_kw_vectors(
         k = len(rows[0])
         wts = [flint.arb(float(v)) for v in w]
         lam = {int(i): flint.arb(v) for i, v in support_weights.items()}
-        core = _certify_core(rows, wts, flint.arb(float(beta)), lam, k)
+        core = _certify_core(rows, wts, flint.arb(float(beta)), lam, k, transform)
         return _finish(core, prec, k)
 
 
@@ -1019,16 +1075,25 @@ def certify_transfer(
                     zz = z[r] * z[s]
                     Mt[r, s] += ct * zz
                     Ms[r, s] += cs * zz
+        # congruence by an invertible float T (exact): A <= B iff T^T A T <= T^T B T; it keeps the
+        # matrices well scaled when the curvature weights span many orders of magnitude
+        wf = curvature_weights(inst, th, Zf[S])
+        T = _preconditioner(inst.beta * np.sqrt(wf)[:, None] * Zf[S])
+        Ta = flint.arb_mat([[flint.arb(float(v)) for v in row] for row in T])
+        Mt = Ta.transpose() * Mt * Ta
+        Ms = Ta.transpose() * Ms * Ta
         factor = (-flint.arb(float(c)) * b * e_ball).exp()
         lhs = Mt * factor
         status = certify_loewner_leq(lhs, Ms, prec)
-    # float64 margin: smallest eigenvalue of M(theta*) - factor M(theta)
+    # float64 margin: smallest generalized eigenvalue of (M(theta*), M(theta)) minus the factor
     f = float(factor.mid())
     Mtf = np.array([[float(Mt[r, s].mid()) for s in range(d)] for r in range(d)])
     Msf = np.array([[float(Ms[r, s].mid()) for s in range(d)] for r in range(d)])
-    L = np.linalg.cholesky(Mtf)
-    Li = np.linalg.inv(L)
-    rel = np.linalg.eigvalsh(Li @ Msf @ Li.T)
+    try:
+        Li = np.linalg.inv(np.linalg.cholesky(Mtf))
+        rel_min = float(np.linalg.eigvalsh(Li @ Msf @ Li.T).min())
+    except np.linalg.LinAlgError:
+        rel_min = math.nan
     return {
         "status": status,
         "e": float(e_ball.mid()),
@@ -1036,8 +1101,8 @@ def certify_transfer(
         "c": c,
         "factor": f,
         "per_pair": per_pair,
-        "min_generalized_eig": float(rel.min()),
-        "margin": float(rel.min() - f),
+        "min_generalized_eig": rel_min,
+        "margin": rel_min - f,
         "prec": prec,
         "support_size": len(S),
     }

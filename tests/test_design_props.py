@@ -1,9 +1,10 @@
 """Hypothesis property tests: D1-D4 certified on every drawn instance, target() toward tight ones.
 
-Instances come from proofs_numeric.generate.generate with drawn family, sizes and seed
-(checks/strategies.py did not exist when this was written). target() steers toward instances
-where the certificates are tightest: a large certified KW gap (D1), a support at the D2 bound,
-and a small D4 Loewner margin.
+Instances come from the public strategies (checks.strategies): the generator's families by seed
+and size, and explicit instances with dyadic features (exactly representable, many ties between
+pairs: a stress test for the support reduction and its independence certificate). target()
+steers toward instances where the certificates are tightest: a large certified KW gap (D1), a
+support at the D2 bound, and a small D4 Loewner margin.
 """
 
 from __future__ import annotations
@@ -13,42 +14,38 @@ import pytest
 from hypothesis import example, given, target
 from hypothesis import strategies as st
 
+from checks import strategies as pst
 from proofs_numeric.design import certify_transfer, solve_design
 from proofs_numeric.generate import generate
 
 FAMILIES = ("generic", "near_collinear", "poor_coverage", "two_response")
 
-
-@st.composite
-def instances(draw: st.DrawFn) -> object:
-    fam = draw(st.sampled_from(FAMILIES))
-    d = draw(st.integers(2, 5))
-    K = draw(st.integers(2, 6))
-    m = draw(st.integers(1, 4))
-    if m * (K - 1) < d:
-        m = -(-d // (K - 1))
-    seed = draw(st.integers(0, 2**32 - 1))
-    beta = draw(st.sampled_from([0.5, 1.0, 2.0]))
-    norm = draw(st.floats(0.0, 4.0))
-    return generate(fam, seed, m=m, K=K, d=d, beta=beta, theta_norm=norm)
+_generated = pst.instances(FAMILIES, d=st.integers(2, 5), K=st.integers(2, 6))
+_explicit = pst.explicit_instances(max_m=3, max_K=4, max_d=3, min_d=2)
+_any = st.one_of(_generated, _explicit)
 
 
-@given(inst=instances(), which=st.sampled_from(["zero", "star"]))
-@example(inst=generate("near_collinear", 4, m=3, K=4, d=2, eps=1e-2), which="star")
-def test_d1_d2_d3_certified(inst: object, which: str) -> None:
-    theta = None if which == "zero" else inst.theta_star  # type: ignore[attr-defined]
+def _check_d1_d2_d3(inst: object, theta: np.ndarray | None) -> dict[str, object]:
     r = solve_design(inst, theta, dps=30, prec=150)  # type: ignore[arg-type]
     c = r.certificate
     assert c is not None
     assert c["trace_identity_contains_d_Z"]
     assert c["gap_upper"] <= 1e-9, c
-    assert c["support_size"] <= c["support_bound"] and c["support_independent"]
+    assert c["support_size"] <= c["support_bound"] and c["support_independent"], c
     assert c["optimum_max_leverage_upper"] <= r.d_Z * (1 + 1e-9)
-    target(float(np.log10(max(c["gap_upper"], 1e-300))), label="log10 certified KW gap")
-    target(c["support_size"] / c["support_bound"], label="support / D2 bound")
+    return c
 
 
-@given(inst=instances(), radius=st.floats(0.0, 3.0), seed=st.integers(0, 2**16))
+@given(pair=pst.instance_with_theta(_any, scale=2.0))
+@example(pair=(generate("near_collinear", 4, m=3, K=4, d=2, eps=1e-2), np.zeros(2)))
+def test_d1_d2_d3_certified(pair: tuple[object, np.ndarray]) -> None:
+    inst, theta = pair
+    c = _check_d1_d2_d3(inst, theta)
+    target(float(np.log10(max(float(c["gap_upper"]), 1e-300))), label="log10 certified KW gap")  # type: ignore[arg-type]
+    target(float(c["support_size"]) / float(c["support_bound"]), label="support / D2 bound")  # type: ignore[arg-type]
+
+
+@given(inst=_any, radius=pst.radii(0.01, 3.0), seed=st.integers(0, 2**16))
 def test_d4_certified(inst: object, radius: float, seed: int) -> None:
     u = np.random.default_rng(seed).standard_normal(inst.d)  # type: ignore[attr-defined]
     theta = inst.theta_star + radius * u / np.linalg.norm(u)  # type: ignore[attr-defined]
@@ -74,8 +71,8 @@ def test_done_when_100_instances_d8_Z2000() -> None:
         m = int(rng.integers(max(1, -(-d // (K - 1))), max(2, 2000 // pairs_per_ctx) + 1))
         fam = FAMILIES[i % 3]
         inst = generate(fam, int(rng.integers(2**31)), m=m, K=K, d=d, theta_norm=float(rng.uniform(0, 3)))
+        c = _check_d1_d2_d3(inst, inst.theta_star)
+        assert len(c) > 0
         r = solve_design(inst, inst.theta_star, dps=30, prec=150)
-        c = r.certificate
-        assert c["gap_upper"] <= 1e-9 and c["support_size"] <= c["support_bound"] and c["support_independent"]
         out = certify_transfer(inst, np.zeros(d), inst.theta_star, r.support_weights)
         assert out["status"] == "certified"
