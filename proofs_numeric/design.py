@@ -177,13 +177,20 @@ def _leverages(A: F, lam: F) -> tuple[F, F]:
 
 
 def frank_wolfe(
-    A: F, tol: float = 1e-9, max_iter: int = 200_000, lam0: F | None = None, refresh: int = 200
+    A: F,
+    tol: float = 1e-9,
+    max_iter: int = 200_000,
+    lam0: F | None = None,
+    refresh: int = 200,
+    away: bool = True,
 ) -> tuple[F, FWInfo]:
     r"""Wolfe-Atwood / Todd-Yildirim Frank-Wolfe with away steps for max log det M(lambda).
 
     Stops when :math:`\max_z\omega_z \le k(1+\mathrm{tol})` and
     :math:`\min_{\mathrm{supp}}\omega_z \ge k(1-\mathrm{tol})` (k = number of columns of A,
     which must be linearly independent). Returns the weights and an :class:`FWInfo`.
+    ``away=False`` gives plain Fedorov-Wynn (toward steps only; stops on the max criterion alone),
+    for comparison: it converges far more slowly (benchmarks/bench_design.py).
     """
     t0 = time.perf_counter()
     n, k = A.shape
@@ -204,6 +211,8 @@ def frank_wolfe(
         jm = int(supp[np.argmin(om[supp])])
         ep = om[jp] / k - 1.0
         em = 1.0 - om[jm] / k
+        if not away:
+            em = 0.0
         info.eps = max(ep, em)
         if ep <= tol and em <= tol:
             break
