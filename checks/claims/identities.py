@@ -1,0 +1,413 @@
+r"""The exact identities E1-E12 and E17 of THEORY.md (sections 2-3) as cross-checked claims.
+
+For each identity the SymPy side comes from theory/ (a derivation from the definition and the
+closed form, per context, lambdified to mpmath), the numeric side from the hand-written mpmath
+routines of proofs_numeric.mp, the float64 side from proofs_numeric.fast, and gradients and
+Hessians are checked by mpmath.diff finite differences. Population quantities (E4, E9-E12, E17)
+are rho-weighted sums of the per-context expressions. The sampler q of E9-E11 is the on-policy
+pair distribution of pi_theta at the parameter point (theta = 0 gives the offline sampler pi_ref);
+E17 uses the non-symmetric pair weights pi_theta(y) pi_ref(y') to exercise the symmetrization.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from mpmath import mp, mpf
+
+from proofs_numeric import fast
+from proofs_numeric import mp as M
+from proofs_numeric.instance import Instance
+from theory import dpo as tdpo
+from theory import softmax as tsm
+from theory.derivation import Derivation, context_args, flatten_values
+
+from ..crosscheck import IdentitySpec, fd_jacobian, identity_claim
+from ..registry import Claim
+
+Factory = Callable[[int, int], Derivation]
+QFn = Callable[[Instance, Sequence[Any], int], list[Any]]
+
+
+# ------------------------------------------------------------- samplers
+def q_onpolicy(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
+    """q_{pi_theta} at the point (theta = 0: the offline sampler q_{pi_ref})."""
+    return M.onpolicy_pairs(inst, theta, dps)
+
+
+def q_mixed(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
+    """Non-symmetric pair weights pi_theta(y) pi_ref(y')."""
+    pol = M.policy(inst, theta, dps)
+    with mp.workdps(dps):
+        return [[[pol[x][y] * mpf(inst.pi_ref[x, yp]) for yp in range(inst.K)] for y in range(inst.K)] for x in range(inst.m)]
+
+
+def _q_fast(kind: str, inst: Instance, theta: np.ndarray) -> np.ndarray:
+    if kind == "onpolicy":
+        return fast.onpolicy_pairs(inst, theta)
+    p = fast.policy(inst, theta)
+    return np.asarray(p[:, :, None] * inst.pi_ref[:, None, :])
+
+
+# ------------------------------------------------------- theory evaluator
+def theory_side(
+    factory: Factory,
+    which: str,
+    *,
+    reduce: str = "concat",
+    q: QFn | None = None,
+    kwargs: dict[str, Any] | None = None,
+) -> Callable[[Instance, Sequence[Any], int], list[Any]]:
+    """Evaluate a per-context derivation on an instance: concatenated over contexts or rho-summed."""
+    kw = kwargs or {}
+
+    def side(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
+        dv = factory(inst.K, inst.d, **kw)
+        fn = dv.lambdified(which)
+        qq = q(inst, theta, dps) if q is not None else None
+        with mp.workdps(dps):
+            th = [mpf(t) for t in theta]
+            ts = [mpf(t) for t in inst.theta_star]
+            out: list[Any] = []
+            acc: list[Any] | None = None
+            for x in range(inst.m):
+                phi = [[mpf(v) for v in row] for row in inst.phi[x]]
+                p = [mpf(v) for v in inst.pi_ref[x]]
+                args = context_args(dv.cs, th, ts, phi, p, mpf(inst.beta), qq[x] if qq is not None else None)
+                vals = [mpf(v) for v in flatten_values(fn(*args))]
+                if reduce == "concat":
+                    out.extend(vals)
+                else:
+                    w = mpf(inst.rho[x])
+                    acc = [w * v for v in vals] if acc is None else [a + w * v for a, v in zip(acc, vals)]
+            return out if reduce == "concat" else list(acc or [])
+
+    return side
+
+
+def _flat(m: Any) -> list[Any]:
+    return [v for row in m for v in row] if m and isinstance(m[0], list) else list(m)
+
+
+def _per_context(fn: Callable[[Instance, Sequence[Any], int, int], Any]) -> Callable[[Instance, Sequence[Any], int], list[Any]]:
+    def side(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
+        out: list[Any] = []
+        for x in range(inst.m):
+            out.extend(_flat(fn(inst, theta, x, dps)))
+        return out
+
+    return side
+
+
+def _pairs_labels(inst: Instance) -> list[tuple[int, int, int, int]]:
+    return [(x, y, yp, o) for x in range(inst.m) for y in range(inst.K) for yp in range(inst.K) if y != yp for o in (1, -1)]
+
+
+def _cov_cond(inst: Instance, value: np.ndarray) -> float:
+    """Condition of a covariance-type sum: size of the centred terms over the size of the result."""
+    cen = inst.phi - inst.phi.mean(axis=1, keepdims=True)
+    terms = float((cen**2).sum(axis=2).max())
+    size = float(np.abs(value).max()) or 1e-300
+    return max(1.0, terms / size)
+
+
+# ================================================================ E1-E3
+def _e1_numeric(inst: Instance, theta: Sequence[Any], x: int, dps: int) -> Any:
+    return M.mean_feature(inst, theta, x, dps)
+
+
+def _e1_fd(inst: Instance, theta: Sequence[Any], dps: int) -> tuple[list[Any], list[Any]]:
+    fd: list[Any] = []
+    an: list[Any] = []
+    for x in range(inst.m):
+        J = fd_jacobian(lambda t, p, x=x: [M.log_partition(inst, t, x, p)], theta, dps)
+        fd.extend(J[0])
+        an.extend(M.mean_feature(inst, theta, x, dps))
+    return fd, an
+
+
+def _e2_fd(inst: Instance, theta: Sequence[Any], dps: int) -> tuple[list[Any], list[Any]]:
+    fd: list[Any] = []
+    an: list[Any] = []
+    for x in range(inst.m):
+        J = fd_jacobian(lambda t, p, x=x: M.mean_feature(inst, t, x, p), theta, dps)
+        fd.extend(_flat(J))
+        an.extend(_flat(M.feature_cov(inst, theta, x, dps)))
+    return fd, an
+
+
+def _e3_numeric(inst: Instance, theta: Sequence[Any], x: int, dps: int) -> list[Any]:
+    mu = M.mean_feature(inst, theta, x, dps)
+    with mp.workdps(dps):
+        return [mpf(inst.phi[x, y, j]) - mu[j] for y in range(inst.K) for j in range(inst.d)]
+
+
+def _e3_fd(inst: Instance, theta: Sequence[Any], dps: int) -> tuple[list[Any], list[Any]]:
+    fd: list[Any] = []
+    an: list[Any] = []
+    for x in range(inst.m):
+        J = fd_jacobian(lambda t, p, x=x: M.log_policy(inst, t, x, p), theta, dps)
+        fd.extend(_flat(J))
+        an.extend(_e3_numeric(inst, theta, x, dps))
+    return fd, an
+
+
+# ================================================================== E4
+def _e4_numeric(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
+    return [M.gibbs_objective(inst, M.policy(inst, theta, dps), dps)]
+
+
+def _e4_float(inst: Instance, theta: np.ndarray) -> list[float]:
+    return [fast.gibbs_objective(inst, fast.policy(inst, theta))]
+
+
+# =============================================================== E5-E8
+def _e5_numeric(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
+    return [M.dpo_loss_from_policy(inst, theta, x, y, yp, o, dps) for x, y, yp, o in _pairs_labels(inst)]
+
+
+def _e5_float(inst: Instance, theta: np.ndarray) -> list[float]:
+    return [fast.dpo_loss(inst, theta, x, y, yp, o) for x, y, yp, o in _pairs_labels(inst)]
+
+
+def _e6_numeric(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
+    return [g for x, y, yp, o in _pairs_labels(inst) for g in M.dpo_grad(inst, theta, x, y, yp, o, dps)]
+
+
+def _e6_float(inst: Instance, theta: np.ndarray) -> np.ndarray:
+    return np.concatenate([fast.dpo_grad(inst, theta, x, y, yp, o) for x, y, yp, o in _pairs_labels(inst)])
+
+
+def _e6_fd(inst: Instance, theta: Sequence[Any], dps: int) -> tuple[list[Any], list[Any]]:
+    J = fd_jacobian(lambda t, p: _e5_numeric(inst, t, p), theta, dps)
+    return [v for row in J for v in row], _e6_numeric(inst, theta, dps)
+
+
+def _e7_numeric(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
+    return [v for x, y, yp, o in _pairs_labels(inst) for v in _flat(M.dpo_hess(inst, theta, x, y, yp, dps))]
+
+
+def _e7_float(inst: Instance, theta: np.ndarray) -> np.ndarray:
+    return np.concatenate([fast.dpo_hess(inst, theta, x, y, yp).ravel() for x, y, yp, o in _pairs_labels(inst)])
+
+
+def _e7_fd(inst: Instance, theta: Sequence[Any], dps: int) -> tuple[list[Any], list[Any]]:
+    J = fd_jacobian(lambda t, p: _e6_numeric(inst, t, p), theta, dps)  # rows: (pair, label, i), cols j
+    return [v for row in J for v in row], _e7_numeric(inst, theta, dps)
+
+
+def _e8_numeric(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
+    """Chain rule by hand: -o beta sigma(-o beta h)(score_y - score_y'), scores phi - mu, h from log pi."""
+    out: list[Any] = []
+    with mp.workdps(dps):
+        b = mpf(inst.beta)
+        for x in range(inst.m):
+            lp = M.log_policy(inst, theta, x, dps)
+            sc = _e3_numeric(inst, theta, x, dps)
+            d = inst.d
+            for y in range(inst.K):
+                for yp in range(inst.K):
+                    if y == yp:
+                        continue
+                    h = (lp[y] - mp.log(mpf(inst.pi_ref[x, y]))) - (lp[yp] - mp.log(mpf(inst.pi_ref[x, yp])))
+                    for o in (1, -1):
+                        c = -o * b * M.sigma(-o * b * h)
+                        out.extend(c * (sc[y * d + j] - sc[yp * d + j]) for j in range(d))
+    return out
+
+
+# ============================================================== E9-E11
+def _star_points(inst: Instance, rng: np.random.Generator) -> list[list[float]]:
+    from ..crosscheck import default_points
+
+    return default_points(inst, rng)
+
+
+def _e9_theory_closed(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
+    with mp.workdps(dps):
+        return [mpf(0)] * inst.d
+
+
+def _e9_numeric(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
+    return M.population_grad(inst, q_onpolicy(inst, theta, dps), inst.theta_star.tolist(), dps)
+
+
+def _e9_scale(inst: Instance, theta: Sequence[Any], dps: int) -> Any:
+    """beta E_q max_j |z_j|: the size of the terms whose sum vanishes."""
+    q = q_onpolicy(inst, theta, dps)
+    with mp.workdps(dps):
+        return mpf(inst.beta) * mp.fsum(
+            mpf(inst.rho[x]) * q[x][y][yp] * max(abs(mpf(a) - mpf(c)) for a, c in zip(inst.phi[x, y], inst.phi[x, yp]))
+            for x in range(inst.m) for y in range(inst.K) for yp in range(inst.K) if y != yp
+        )
+
+
+def _e9_float(inst: Instance, theta: np.ndarray) -> np.ndarray:
+    return fast.population_grad(inst, fast.onpolicy_pairs(inst, theta), inst.theta_star)
+
+
+def _e9_fd(inst: Instance, theta: Sequence[Any], dps: int) -> tuple[list[Any], list[Any]]:
+    q = q_onpolicy(inst, theta, dps)
+    J = fd_jacobian(lambda t, p: [M.population_loss(inst, q, t, p)], inst.theta_star.tolist(), dps)
+    with mp.workdps(dps):
+        return J[0], [mpf(0)] * inst.d
+
+
+def _e10_numeric(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
+    return _flat(M.fisher(inst, q_onpolicy(inst, theta, dps), theta, dps))
+
+
+def _e10_float(inst: Instance, theta: np.ndarray) -> np.ndarray:
+    return fast.fisher(inst, fast.onpolicy_pairs(inst, theta), theta)
+
+
+def _e10_fd(inst: Instance, theta: Sequence[Any], dps: int) -> tuple[list[Any], list[Any]]:
+    q = q_onpolicy(inst, theta, dps)
+    J = fd_jacobian(lambda t, p: M.population_grad(inst, q, t, p), theta, dps)
+    return _flat(J), _flat(M.population_hess(inst, q, theta, dps))
+
+
+def _e11_numeric(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
+    return _flat(M.score_outer(inst, q_onpolicy(inst, theta, dps), inst.theta_star.tolist(), dps))
+
+
+def _e11_float(inst: Instance, theta: np.ndarray) -> np.ndarray:
+    return fast.score_outer(inst, fast.onpolicy_pairs(inst, theta), inst.theta_star)
+
+
+# ============================================================ E12, E17
+def _e12_numeric(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
+    return _flat(M.pair_cov(inst, q_onpolicy(inst, theta, dps), dps))
+
+
+def _e12_float(inst: Instance, theta: np.ndarray) -> np.ndarray:
+    return fast.pair_cov(inst, fast.onpolicy_pairs(inst, theta))
+
+
+def _e17_numeric(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
+    return _flat(M.pair_cov(inst, q_mixed(inst, theta, dps), dps))
+
+
+def _e17_float(inst: Instance, theta: np.ndarray) -> np.ndarray:
+    return fast.pair_cov(inst, _q_fast("mixed", inst, theta))
+
+
+def _cov_float_cond(fn: Callable[[Instance, np.ndarray], Any]) -> Callable[[Instance, np.ndarray], float]:
+    return lambda inst, theta: _cov_cond(inst, np.asarray(fn(inst, theta)))
+
+
+# ============================================================== catalogue
+def fisher_spec(weight: str = "sigma_prime") -> IdentitySpec:
+    """The E10 spec; ``weight="sigma"`` substitutes a deliberately wrong closed form (for tests)."""
+    return IdentitySpec(
+        theory=theory_side(tdpo.e10, "closed", reduce="sum", q=q_onpolicy, kwargs={"weight": weight}),
+        numeric=_e10_numeric,
+        derived=theory_side(tdpo.e10, "derived", reduce="sum", q=q_onpolicy, kwargs={"weight": weight}),
+        floatpath=_e10_float,
+        fd=_e10_fd,
+        float_cond=_cov_float_cond(_e10_float),
+    )
+
+
+SPECS: dict[str, IdentitySpec] = {
+    "E1": IdentitySpec(
+        theory=theory_side(tsm.e1, "closed"), derived=theory_side(tsm.e1, "derived"),
+        numeric=_per_context(_e1_numeric), floatpath=lambda i, t: fast.mean_feature(i, t), fd=_e1_fd,
+    ),
+    "E2": IdentitySpec(
+        theory=theory_side(tsm.e2, "closed"), derived=theory_side(tsm.e2, "derived"),
+        numeric=_per_context(M.feature_cov), floatpath=lambda i, t: fast.feature_cov(i, t), fd=_e2_fd,
+        float_cond=_cov_float_cond(lambda i, t: fast.feature_cov(i, t)),
+    ),
+    "E3": IdentitySpec(
+        theory=theory_side(tsm.e3, "closed"), derived=theory_side(tsm.e3, "derived"),
+        numeric=_per_context(_e3_numeric),
+        floatpath=lambda i, t: i.phi - fast.mean_feature(i, t)[:, None, :], fd=_e3_fd,
+    ),
+    "E4": IdentitySpec(
+        theory=theory_side(tsm.e4, "closed", reduce="sum"), derived=theory_side(tsm.e4, "derived", reduce="sum"),
+        numeric=_e4_numeric, floatpath=_e4_float,
+    ),
+    "E5": IdentitySpec(
+        theory=theory_side(tdpo.e5, "closed"), derived=theory_side(tdpo.e5, "derived"),
+        numeric=_e5_numeric, floatpath=_e5_float,
+    ),
+    "E6": IdentitySpec(
+        theory=theory_side(tdpo.e6, "closed"), derived=theory_side(tdpo.e6, "derived"),
+        numeric=_e6_numeric, floatpath=_e6_float, fd=_e6_fd,
+    ),
+    "E7": IdentitySpec(
+        theory=theory_side(tdpo.e7, "closed"), derived=theory_side(tdpo.e7, "derived"),
+        numeric=_e7_numeric, floatpath=_e7_float, fd=_e7_fd,
+    ),
+    "E8": IdentitySpec(
+        theory=theory_side(tdpo.e8, "closed"), derived=theory_side(tdpo.e8, "derived"),
+        numeric=_e8_numeric, floatpath=_e6_float, fd=_e6_fd,
+    ),
+    "E9": IdentitySpec(
+        theory=_e9_theory_closed, derived=theory_side(tdpo.e9, "derived", reduce="sum", q=q_onpolicy),
+        numeric=_e9_numeric, floatpath=_e9_float, fd=_e9_fd, absolute=True, scale=_e9_scale,
+    ),
+    "E10": fisher_spec(),
+    "E11": IdentitySpec(
+        theory=theory_side(tdpo.e11, "closed", reduce="sum", q=q_onpolicy),
+        derived=theory_side(tdpo.e11, "derived", reduce="sum", q=q_onpolicy),
+        numeric=_e11_numeric, floatpath=_e11_float, float_cond=_cov_float_cond(_e11_float),
+    ),
+    "E12": IdentitySpec(
+        theory=theory_side(tdpo.e12, "closed", reduce="sum"), derived=theory_side(tdpo.e12, "derived", reduce="sum"),
+        numeric=_e12_numeric, floatpath=_e12_float, float_cond=_cov_float_cond(_e12_float),
+    ),
+    "E17": IdentitySpec(
+        theory=theory_side(tdpo.e17, "closed", reduce="sum", q=q_mixed),
+        derived=theory_side(tdpo.e17, "derived", reduce="sum", q=q_mixed),
+        numeric=_e17_numeric, floatpath=_e17_float, float_cond=_cov_float_cond(_e17_float),
+    ),
+}
+
+STATEMENTS: dict[str, tuple[str, str]] = {
+    "E1": ("grad A_x(theta) = mu_theta(x) = E_{pi_theta(.|x)} phi(x,.)", "THEORY.md E1 (section 2)"),
+    "E2": ("Hess A_x(theta) = S_theta(x) = Cov_{pi_theta(.|x)} phi(x,.)", "THEORY.md E2 (section 2)"),
+    "E3": ("grad_theta log pi_theta(y|x) = phi(x,y) - mu_theta(x)", "THEORY.md E3 (section 2)"),
+    "E4": ("J(pi) = beta E_x[A_x(theta*) - KL(pi(.|x) || pi*(.|x))] (Gibbs form; here pi = pi_theta)",
+           "THEORY.md E4 (section 2)"),
+    "E5": ("DPO loss -log sigma(o beta [log pi/pi_ref (y) - log pi/pi_ref (y')]) = softplus(-o beta <theta,z>)",
+           "THEORY.md E5 (section 3)"),
+    "E6": ("grad l = -o beta sigma(-o beta <theta,z>) z", "THEORY.md E6 (section 3)"),
+    "E7": ("Hess l = beta^2 sigma'(beta <theta,z>) z z^T (label-free)", "THEORY.md E7 (section 3)"),
+    "E8": ("grad l = -o beta sigma(-o beta h)(grad log pi(y|x) - grad log pi(y'|x)) (chain rule)",
+           "THEORY.md E8 (section 3)"),
+    "E9": ("grad L_q(theta*) = 0 for every sampler q", "THEORY.md E9 (section 3)"),
+    "E10": ("Hess L_q(theta) = I_q(theta) = beta^2 E_q[sigma'(beta <theta,z>) z z^T]", "THEORY.md E10 (section 3)"),
+    "E11": ("E_q E_o[grad l grad l^T] at theta* = I_q(theta*) (information equality)", "THEORY.md E11 (section 3)"),
+    "E12": ("Sigma_{q_pi} = E_{q_pi}[z z^T] = 2 E_x S_pi(x) for pi = pi_theta", "THEORY.md E12 (section 3)"),
+    "E17": ("sum_{y,y'} W z z^T = 2 Phi_x^T (diag(W 1) - W) Phi_x, W symmetric (here W = (q + q^T)/2)",
+            "THEORY.md E17 (section 3)"),
+}
+
+HYPOTHESES: dict[str, tuple[str, ...]] = {
+    "E9": ("BT labels from theta* (realizability)",),
+    "E11": ("BT labels from theta*; evaluated at theta*",),
+    "E12": ("independent on-policy pairs",),
+}
+
+
+def _relation(cid: str) -> Callable[[], Any]:
+    def build() -> Any:
+        import sympy as sp
+
+        factory = {**{"E1": tsm.e1, "E2": tsm.e2, "E3": tsm.e3, "E4": tsm.e4}, **tdpo.DERIVATIONS}[cid]
+        dv = factory(2, 1)
+        lhs = dv.derived[0] if dv.derived.shape == (1, 1) else dv.derived
+        rhs = dv.closed[0] if dv.closed.shape == (1, 1) else dv.closed
+        return sp.Eq(lhs, rhs, evaluate=False)
+
+    return build
+
+
+CLAIMS: list[Claim] = [
+    identity_claim(cid, STATEMENTS[cid][0], STATEMENTS[cid][1], spec, relation=_relation(cid), hypotheses=HYPOTHESES.get(cid, ()))
+    for cid, spec in SPECS.items()
+]

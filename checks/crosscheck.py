@@ -1,0 +1,290 @@
+r"""The identity cross-check engine (THEORY.md section 8, "identity").
+
+For one identity and one instance, at each parameter point:
+
+1. *two precisions before trust*: the SymPy side (``theory``: the closed form lambdified to
+   mpmath) and the hand-written mpmath side (``numeric``) are each evaluated at ``dps`` and at
+   ``2 dps + 10``; each must agree with itself to the tolerance of ``dps``;
+2. *cross-check*: theory vs numeric must agree to tol(dps) at dps and to tol(2 dps + 10) at the
+   higher precision; the agreement in digits at dps is what the verdict reports;
+3. *derivation*: the SymPy derivation from the definition (``derived``, unsimplified) is
+   evaluated at 2 dps + 10 (its raw form may cancel a few digits) and must agree with the closed
+   form to tol(dps);
+4. *finite differences*: ``fd`` returns mpmath.diff values of the numeric primitive and the
+   analytic derivative at dps; they must agree to tol(dps);
+5. *float64*: the fast path against the mpmath value, relative error; above 1e-12 it is flagged
+   ``ill-conditioned`` when the spec's condition estimate explains it, else ``mismatch`` (an
+   implementation defect: status ``error``, never a silent disagreement).
+
+Tolerances scale with precision: tol(dps) = 2^(-prec(dps) + GUARD_BITS) (mpmath's almosteq habit),
+normwise relative (max |a - b| / max(|a|, |b|)) or, for an identity to 0, relative to the spec's
+scale. Each result records the tolerance it used.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from mpmath import libmp, mp, mpf
+
+from proofs_numeric.errors import check_dps
+from proofs_numeric.instance import Instance
+
+from .registry import Claim, InstanceResult, RunOptions
+from .runner import default_aggregate
+from .verdict import Verdict
+
+#: guard bits of the precision-scaled tolerance 2^(-prec + GUARD_BITS) (about 6 decimal digits)
+GUARD_BITS = 20
+#: float64 path: relative agreement required with the mpmath value on a well-conditioned instance
+FLOAT_RTOL = 1e-12
+EPS64 = 2.0**-52
+
+Values = list[Any]
+SideFn = Callable[[Instance, Sequence[Any], int], Values]
+
+
+@dataclass(frozen=True)
+class IdentitySpec:
+    """How to evaluate both sides of an identity on an instance at a parameter point.
+
+    theory : SymPy side lambdified to mpmath, (inst, theta, dps) -> flat list of mpf.
+    numeric : independent hand-written mpmath implementation, same flattening.
+    floatpath : float64 fast path, (inst, theta ndarray) -> array, same flattening.
+    fd : (mpmath.diff finite-difference values, analytic values) at dps.
+    derived : SymPy derivation from the definition (unsimplified), lambdified; compared with ``theory``.
+    absolute : an identity to 0: compare relative to ``scale`` instead of the values' size.
+    scale : (inst, theta, dps) -> the natural size of the terms (for ``absolute``).
+    float_cond : (inst, theta) -> a relative condition estimate of the float64 evaluation.
+    points : (inst, rng) -> parameter points; default theta*, 0 and one random point.
+    """
+
+    theory: SideFn
+    numeric: SideFn
+    floatpath: Callable[[Instance, np.ndarray], Any] | None = None
+    fd: Callable[[Instance, Sequence[Any], int], tuple[Values, Values]] | None = None
+    derived: SideFn | None = None
+    absolute: bool = False
+    scale: Callable[[Instance, Sequence[Any], int], Any] | None = None
+    float_cond: Callable[[Instance, np.ndarray], float] | None = None
+    points: Callable[[Instance, np.random.Generator], list[list[float]]] | None = None
+
+
+def tolerance(dps: int) -> Any:
+    """tol(dps) = 2^(-prec + GUARD_BITS), prec the binary precision of ``dps`` digits."""
+    return mpf(2) ** (-libmp.dps_to_prec(dps) + GUARD_BITS)
+
+
+def high_dps(dps: int) -> int:
+    """The second precision of 'two precisions before trust': about twice dps."""
+    return 2 * dps + 10
+
+
+def rel_err(a: Sequence[Any], b: Sequence[Any], dps: int, scale: Any = None) -> Any:
+    """Normwise relative difference max|a-b| / max(|a|, |b|) (or / scale), at ``dps`` digits."""
+    if len(a) != len(b):
+        raise ValueError(f"sides have different lengths: {len(a)} vs {len(b)}")
+    with mp.workdps(dps):
+        diff = max((abs(mpf(x) - mpf(y)) for x, y in zip(a, b)), default=mpf(0))
+        if scale is None:
+            scale = max([abs(mpf(x)) for x in a] + [abs(mpf(y)) for y in b] + [mpf(0)])
+        scale = mpf(scale)
+        if scale == 0:
+            return diff if diff != 0 else mpf(0)
+        return diff / scale
+
+
+def digits(err: Any, cap: int) -> float:
+    """-log10(err), capped at ``cap`` digits (an exact zero difference gives the cap)."""
+    if err == 0:
+        return float(cap)
+    return float(min(cap, -mp.log10(err)))
+
+
+def default_points(inst: Instance, rng: np.random.Generator) -> list[list[float]]:
+    """theta*, 0 (pi_theta = pi_ref) and one random theta ~ N(0, I/d)."""
+    return [inst.theta_star.tolist(), [0.0] * inst.d, (rng.standard_normal(inst.d) / math.sqrt(inst.d)).tolist()]
+
+
+def point_rng(inst: Instance, opts: RunOptions) -> np.random.Generator:
+    return np.random.default_rng([opts.seed, zlib.crc32(inst.name.encode())])
+
+
+def crosscheck_instance(spec: IdentitySpec, inst: Instance, opts: RunOptions) -> InstanceResult:
+    """Run every comparison of :class:`IdentitySpec` on one instance (see the module docstring)."""
+    dps = check_dps(opts.dps)
+    hi = high_dps(dps)
+    tol, tol_hi = tolerance(dps), tolerance(hi)
+    points = (spec.points or default_points)(inst, point_rng(inst, opts))
+    failures: list[str] = []
+    worst_digits = float(hi)
+    worst_fd = None
+    float_err = 0.0
+    float_flag = "ok"
+    float_cond_max = 1.0
+    per_point = []
+    for k, theta in enumerate(points):
+        th_lo, nu_lo = spec.theory(inst, theta, dps), spec.numeric(inst, theta, dps)
+        th_hi, nu_hi = spec.theory(inst, theta, hi), spec.numeric(inst, theta, hi)
+        scale_lo = scale_hi = None
+        if spec.absolute:
+            if spec.scale is None:
+                raise ValueError("an absolute identity needs a scale")
+            scale_lo, scale_hi = spec.scale(inst, theta, dps), spec.scale(inst, theta, hi)
+        rec: dict[str, Any] = {"point": k}
+        checks = {
+            "theory_self": (rel_err(th_lo, th_hi, hi, scale_hi), tol),
+            "numeric_self": (rel_err(nu_lo, nu_hi, hi, scale_hi), tol),
+            "theory_vs_numeric": (rel_err(th_lo, nu_lo, dps, scale_lo), tol),
+            "theory_vs_numeric_hi": (rel_err(th_hi, nu_hi, hi, scale_hi), tol_hi),
+        }
+        if spec.derived is not None:
+            checks["derived_vs_closed"] = (rel_err(spec.derived(inst, theta, hi), th_hi, hi, scale_hi), tol)
+        if spec.fd is not None:
+            fdv, an = spec.fd(inst, theta, dps)
+            fd_scale = scale_lo if spec.absolute else None
+            checks["finite_difference"] = (rel_err(fdv, an, dps, fd_scale), tol)
+        for name, (err, t) in checks.items():
+            dig = digits(err, hi)
+            rec[f"{name}_digits"] = round(dig, 2)
+            if err > t:
+                failures.append(f"{name} at point {k} (theta={_fmt(theta)}): relative error {mp.nstr(err, 3)} > tol {mp.nstr(t, 3)}")
+        worst_digits = min(worst_digits, rec["theory_vs_numeric_digits"])
+        if "finite_difference_digits" in rec:
+            worst_fd = rec["finite_difference_digits"] if worst_fd is None else min(worst_fd, rec["finite_difference_digits"])
+        if spec.floatpath is not None:
+            fl = np.asarray(spec.floatpath(inst, np.asarray(theta, dtype=np.float64)), dtype=np.float64).ravel()
+            ref = np.array([float(v) for v in nu_hi])
+            if spec.absolute:
+                denom = float(scale_hi)
+            else:
+                denom = float(max(np.abs(ref).max(initial=0.0), np.abs(fl).max(initial=0.0)))
+            err = float(np.abs(fl - ref).max(initial=0.0)) / denom if denom > 0 else float(np.abs(fl - ref).max(initial=0.0))
+            if not np.all(np.isfinite(fl)):
+                err = math.inf
+            cond = spec.float_cond(inst, np.asarray(theta, dtype=np.float64)) if spec.float_cond else 1.0
+            float_cond_max = max(float_cond_max, cond)
+            rec["float64_rel_err"] = err
+            float_err = max(float_err, err)
+            if err > FLOAT_RTOL:
+                # explained by conditioning when within a generous multiple of cond * eps
+                flag = "ill-conditioned" if err <= 1e3 * cond * EPS64 else "mismatch"
+                if flag == "mismatch" or float_flag == "ok":
+                    float_flag = flag
+        per_point.append(rec)
+    details: dict[str, Any] = {
+        "tolerance": f"2^(-prec+{GUARD_BITS}) = {mp.nstr(tol, 3)} at dps {dps}, {mp.nstr(tol_hi, 3)} at dps {hi}",
+        "dps_pair": [dps, hi],
+        "points": len(points),
+        "fd_digits": worst_fd,
+        "float64_rel_err": float_err if spec.floatpath is not None else None,
+        "float64_flag": float_flag if spec.floatpath is not None else None,
+        "float64_cond": float_cond_max,
+        "per_point": per_point,
+    }
+    if failures:
+        details["failures"] = failures[:10]
+        status = "refuted"
+    elif float_flag == "mismatch":
+        details["failures"] = [f"float64 path disagrees with mpmath: relative error {float_err:.3g} > {FLOAT_RTOL:g} on a well-conditioned point"]
+        status = "error"
+    else:
+        status = "verified"
+    cex = None
+    if status == "refuted":
+        cex = {"instance": inst.to_dict(), "points": points, "failures": failures[:3], "dps": dps}
+    return InstanceResult(status=status, instance=inst.name, agreement_digits=worst_digits, counterexample=cex, details=details)
+
+
+def _fmt(theta: Sequence[Any]) -> str:
+    return "[" + ", ".join(f"{float(t):.4g}" for t in theta) + "]"
+
+
+def identity_aggregate(claim: Claim, results: list[InstanceResult], opts: RunOptions) -> Verdict:
+    """default_aggregate plus the finite-difference and float64 summaries."""
+    v = default_aggregate(claim, results, opts)
+    fds = [r.details.get("fd_digits") for r in results if r.details.get("fd_digits") is not None]
+    fls = [r.details.get("float64_rel_err") for r in results if r.details.get("float64_rel_err") is not None]
+    flags = sorted({str(r.details.get("float64_flag")) for r in results if r.details.get("float64_flag")})
+    v.details["fd_agreement_digits"] = min(fds) if fds else None
+    v.details["float64_max_rel_err"] = max(fls) if fls else None
+    v.details["float64_flags"] = flags
+    fails = [f for r in results for f in r.details.get("failures", [])]
+    if fails:
+        v.details["failures"] = fails[:10]
+    digits_txt = f"{v.agreement_digits:.1f}" if v.agreement_digits is not None else "n/a"
+    v.message = (
+        f"{v.message}; theory vs mpmath agree to >= {digits_txt} digits at dps {opts.dps} "
+        f"(and at dps {high_dps(opts.dps)})"
+        + (f"; finite differences >= {min(fds):.1f} digits" if fds else "")
+        + (f"; float64 max relative error {max(fls):.2e} ({', '.join(flags)})" if fls else "")
+    )
+    return v
+
+
+def identity_claim(
+    cid: str,
+    statement: str,
+    reference: str,
+    spec: IdentitySpec,
+    *,
+    relation: Callable[[], Any] | None = None,
+    hypotheses: Sequence[str] = (),
+    constants: dict[str, Any] | None = None,
+) -> Claim:
+    """A registry record for an identity evaluated by :func:`crosscheck_instance`."""
+
+    def check(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
+        return crosscheck_instance(spec, inst, opts)
+
+    return Claim(
+        id=cid,
+        kind="identity",
+        statement=statement,
+        reference=reference,
+        check=check,
+        relation=relation,
+        hypotheses=tuple(hypotheses),
+        constants=dict(constants or {}),
+        aggregate=identity_aggregate,
+    )
+
+
+# ----------------------------------------------------------- fd helpers
+def fd_jacobian(f: Callable[[list[Any], int], Values], theta: Sequence[Any], dps: int) -> list[list[Any]]:
+    """Jacobian of a vector function by mpmath.diff, one partial at a time.
+
+    ``f(theta, dps)`` is evaluated at the precision mpmath.diff works at (it raises the working
+    precision internally; evaluating at a fixed dps would leave only about dps/2 digits), and is
+    memoized on its argument so that every output component reuses the same two evaluations.
+    Returns J[k][j] = d f_k / d theta_j.
+    """
+    with mp.workdps(dps):
+        th = [mpf(t) for t in theta]
+        cache: dict[tuple[Any, ...], Values] = {}
+
+        def ev(vec: list[Any]) -> Values:
+            key = (mp.prec, *vec)
+            if key not in cache:
+                cache[key] = f(vec, max(20, mp.dps))
+            return cache[key]
+
+        cols: list[list[Any]] = []
+        n_out = len(ev(th))
+        for j in range(len(th)):
+            col = []
+            for k in range(n_out):
+
+                def g(t: Any, j: int = j, k: int = k) -> Any:
+                    v = list(th)
+                    v[j] = t
+                    return ev(v)[k]
+
+                col.append(mp.diff(g, th[j]))
+            cols.append(col)
+        return [[cols[j][k] for j in range(len(th))] for k in range(n_out)]
