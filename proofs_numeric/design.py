@@ -638,7 +638,7 @@ def design_weights(inst: Instance, theta: Any = None, *, tol: float = 1e-8, max_
     _, Z = pair_set(inst)
     w = curvature_weights(inst, theta, Z)
     A = inst.beta * np.sqrt(w)[:, None] * Z
-    A = A / float(np.max(np.abs(A)))
+    A = A @ _preconditioner(A)  # a change of basis: the design is unchanged
     lam, _ = frank_wolfe(A, tol=tol, max_iter=max_iter)
     lam, _ = reduce_support(A, lam)
     return lam
