@@ -1,0 +1,53 @@
+"""``prefcheck list``: the claim registry as a table (``--quantities``: the named quantities)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..registry import all_claims
+
+NAME = "list"
+HELP = "List the registered claims (or, with --quantities, the quantities a claims file can name)."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quantities", action="store_true", help="list the named quantities instead of the claims")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.quantities:
+        from ..quantities import quantities_rows, quantities_text
+
+        if args.json:
+            rows = [dict(zip(("name", "definition", "reference", "evaluation"), r)) for r in quantities_rows()]
+            print(json.dumps(rows, indent=2))
+        else:
+            print(quantities_text())
+        return 0
+    claims = all_claims()
+    rows = [
+        {
+            "id": c.id,
+            "kind": c.kind,
+            "expect": c.expect,
+            "statement": c.statement,
+            "constants": {k: str(v) for k, v in c.constants.items()},
+            "reference": c.reference,
+        }
+        for c in claims.values()
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    header = ("id", "kind", "expect", "constants", "statement")
+    table = [
+        (r["id"], r["kind"], r["expect"], ", ".join(f"{k}={v}" for k, v in r["constants"].items()) or "-", r["statement"])
+        for r in rows
+    ]
+    widths = [max(len(str(t[i])) for t in [header, *table]) for i in range(4)]
+    print("  ".join(h.ljust(w) for h, w in zip(header[:4], widths)) + "  " + header[4])
+    for t in table:
+        print("  ".join(str(c).ljust(w) for c, w in zip(t[:4], widths)) + "  " + t[4])
+    return 0
