@@ -6,8 +6,10 @@ E15  grad L_RD = 2 beta E_q[(beta <theta, z> - dr) z], Hess L_RD = 2 beta^2 Sigm
      partition function, the hand-written mpmath implementation (proofs_numeric.distill), the float64
      fast path and mpmath.diff finite differences of the loss evaluated from its definition. The
      sampler is the fixed q_{pi_ref} and the rewards are misspecified (``misspec`` 0.5) so that the
-     gradient does not vanish. Constants: ``grad_factor`` (2) and ``hess_factor`` (2) scale the closed
-     form (grad_factor beta E_q[...] and hess_factor beta^2 Sigma_q): any other value is refuted.
+     gradient does not vanish. Evaluated by the identity engine checks.crosscheck (points theta*, 0 and
+     one random point; dps and 2 dps + 10; tolerance 2^(-prec+20)). Constants: ``grad_factor`` (2) and
+     ``hess_factor`` (2) scale the closed form (grad_factor beta E_q[...] and hess_factor beta^2 Sigma_q):
+     any other value is refuted.
 
 E16  noiseless, realizable rewards: the least-squares distillation estimate from ``pairs`` (default d)
      pairs whose differences span R^d equals theta* exactly. Verified at dps = max(100, RunOptions.dps)
@@ -29,7 +31,6 @@ S6   Gaussian noise, fixed design: with independent N(0, s^2) noise on *each* of
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
@@ -37,6 +38,7 @@ from typing import Any
 import numpy as np
 from mpmath import mp, mpf
 
+from checks.crosscheck import IdentitySpec, crosscheck_instance, identity_aggregate
 from checks.registry import Claim, InstanceResult, RunOptions
 from checks.runner import default_aggregate
 from checks.stats import ks_chi2_verdict
@@ -199,87 +201,26 @@ def e15_fd(inst: Instance, theta: Sequence[Any], dps: int) -> tuple[list[Any], l
         return [+v for v in fd_g + fd_h], analytic
 
 
-# ------------------------------------------------------------ E15 (fallback engine)
-def _theta_point(inst: Instance, opts: RunOptions) -> list[float]:
-    rng = rng_for(opts.seed, 60, zlib.crc32(inst.name.encode()))
-    return (inst.theta_star + 0.5 * rng.standard_normal(inst.d)).tolist()
+# ------------------------------------------------------------ E15 claim
+def e15_spec(grad_factor: float = 2.0, hess_factor: float = 2.0) -> IdentitySpec:
+    """The checks.crosscheck spec of E15; factors other than (2, 2) give a deliberately wrong closed form."""
+
+    def theory(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
+        return _theory_side(inst, theta, dps, "closed", grad_factor, hess_factor)
+
+    return IdentitySpec(
+        theory=theory, numeric=e15_numeric, floatpath=e15_float, fd=e15_fd, derived=e15_derived
+    )
 
 
-def _agree_digits(a: Sequence[Any], b: Sequence[Any], dps: int) -> float:
-    with mp.workdps(dps):
-        scale = max([abs(mpf(v)) for v in a] + [mpf(1)])
-        err = max(abs(mpf(u) - mpf(v)) for u, v in zip(a, b))
-        if err == 0:
-            return float(dps)
-        return float(-mp.log10(err / scale))
-
-
-def _check_e15_fallback(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
-    """E15 without checks.crosscheck: the same comparisons, at dps and 2 dps + 10."""
-    dps = check_dps(opts.dps)
+def check_e15(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
+    """E15 by the identity engine (checks.crosscheck) with the closed form scaled by the run's constants."""
     gf, hf = _num(opts, "grad_factor", 2), _num(opts, "hess_factor", 2)
-    theta = _theta_point(inst, opts)
-    need = dps - 5
-    details: dict[str, Any] = {
-        "theta": theta,
-        "need_digits": need,
-        "engine": "checks.claims.distill fallback",
-    }
-    two_ok = True
-    for p in (dps, 2 * dps + 10):
-        th = _theory_side(inst, theta, p, "closed", gf, hf)
-        nu = e15_numeric(inst, theta, p)
-        de = _theory_side(inst, theta, p, "derived")
-        a1, a2 = _agree_digits(nu, th, p), _agree_digits(de, nu, p)
-        details[f"theory_vs_numeric_digits@{p}"] = a1
-        details[f"derived_vs_numeric_digits@{p}"] = a2
-        two_ok = two_ok and min(a1, a2) >= p - 5
-    fd, an = e15_fd(inst, theta, dps)
-    details["fd_digits"] = _agree_digits(an, fd, dps)
-    fl = e15_float(inst, np.asarray(theta))
-    with mp.workdps(dps):
-        ref = e15_numeric(inst, theta, dps)
-        scale = max(abs(float(v)) for v in ref) or 1.0
-        details["float64_rel_err"] = max(abs(float(a) - float(b)) for a, b in zip(fl, ref)) / scale
-    agree = min(details[f"theory_vs_numeric_digits@{dps}"], details[f"derived_vs_numeric_digits@{dps}"])
-    ok = two_ok and agree >= need and details["fd_digits"] >= dps / 3 and details["float64_rel_err"] < 1e-10
-    return InstanceResult(
-        status="verified" if ok else "refuted",
-        instance=inst.name,
-        agreement_digits=agree,
-        counterexample=None
-        if ok
-        else {"instance": inst.to_dict(), "theta": theta, "grad_factor": gf, "hess_factor": hf},
-        details=details,
-    )
-
-
-def _e15_claim() -> Claim:
-    statement = (
-        "reward distillation L_RD(theta) = E_q[(beta <theta,z> - dr)^2] (beta <theta,z> the DPO implicit "
-        "reward "
-        "difference, partition function cancelled): grad = 2 beta E_q[(beta <theta,z> - dr) z], "
-        "Hess = 2 beta^2 Sigma_q"
-    )
-    reference = "THEORY.md E15 (section 7)"
-    hyps = ("fixed sampler q (here q_{pi_ref}), rewards any table r(x,y) (here misspecified, size 0.5)",)
-    consts = {"grad_factor": 2, "hess_factor": 2}
-    try:
-        from checks.crosscheck import IdentitySpec, identity_claim
-    except ImportError:
-        return Claim(
-            id="E15",
-            kind="identity",
-            statement=statement,
-            reference=reference,
-            check=_check_e15_fallback,
-            hypotheses=hyps,
-            constants=consts,
-        )
-    spec = IdentitySpec(
-        theory=e15_theory, numeric=e15_numeric, floatpath=e15_float, fd=e15_fd, derived=e15_derived
-    )
-    return identity_claim("E15", statement, reference, spec, hypotheses=hyps, constants=consts)
+    res = crosscheck_instance(e15_spec(gf, hf), inst, opts)
+    res.details["grad_factor"], res.details["hess_factor"] = gf, hf
+    if res.counterexample is not None:
+        res.counterexample = res.counterexample | {"grad_factor": gf, "hess_factor": hf}
+    return res
 
 
 def wrong_e15_theory(grad_factor: float = 1.0, hess_factor: float = 2.0) -> Any:
@@ -287,38 +228,56 @@ def wrong_e15_theory(grad_factor: float = 1.0, hess_factor: float = 2.0) -> Any:
 
     grad_factor beta E_q[(beta <theta,z> - dr) z] and hess_factor beta^2 Sigma_q (E15: 2 and 2).
     """
-
-    def theory(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
-        return _theory_side(inst, theta, dps, "closed", grad_factor, hess_factor)
-
-    return theory
+    return e15_spec(grad_factor, hess_factor).theory
 
 
 # ====================================================================== E16
 def spanning_pairs(
     inst: Instance, k: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """k pairs from q_{pi_ref} (drawn with ``rng``) whose differences are linearly independent (k <= d)."""
+    """k pairs whose differences are linearly independent (k <= d; beyond d, extra pairs from q_{pi_ref}).
+
+    Pairs are drawn with ``rng`` from q_{pi_ref} conditioned on y != y' (pairs with y = y' have z = 0 and
+    are never informative), keeping each pair that raises the rank. If that fails (a sampler that almost
+    never proposes some direction), the remaining pairs are completed by a deterministic scan over all
+    pairs (x, y, y') in order, so the selection always succeeds when the instance's z's span R^d.
+    """
+    q = offline_q(inst).copy()
+    idx = np.arange(inst.K)
+    q[:, idx, idx] = 0.0
+    q /= q.sum(axis=(1, 2), keepdims=True)
     if k > inst.d:
         x, y, yp = spanning_pairs(inst, inst.d, rng)
-        ex, ey, eyp = sample_pairs(inst, offline_q(inst), k - inst.d, rng)
+        ex, ey, eyp = sample_pairs(inst, q, k - inst.d, rng)
         return np.concatenate([x, ex]), np.concatenate([y, ey]), np.concatenate([yp, eyp])
-    xs: list[int] = []
-    ys: list[int] = []
-    yps: list[int] = []
+    picked: list[tuple[int, int, int]] = []
     rows: list[np.ndarray] = []
-    for _ in range(200):
-        x, y, yp = sample_pairs(inst, offline_q(inst), 4 * inst.d, rng)
-        for a, b, c in zip(x, y, yp):
-            z = inst.phi[a, b] - inst.phi[a, c]
-            if np.linalg.matrix_rank(np.array([*rows, z])) == len(rows) + 1:
-                rows.append(z)
-                xs.append(int(a))
-                ys.append(int(b))
-                yps.append(int(c))
-                if len(rows) == k:
-                    return np.array(xs), np.array(ys), np.array(yps)
-    raise InvalidInput(f"could not draw {k} linearly independent pairs from q_ref for instance {inst.name}")
+
+    def consider(a: int, b: int, c: int) -> bool:
+        z = inst.phi[a, b] - inst.phi[a, c]
+        if np.linalg.matrix_rank(np.array([*rows, z])) == len(rows) + 1:
+            rows.append(z)
+            picked.append((a, b, c))
+        return len(rows) == k
+
+    done = k == 0
+    for _ in range(50):
+        if done:
+            break
+        for a, b, c in zip(*sample_pairs(inst, q, 4 * inst.d, rng)):
+            if consider(int(a), int(b), int(c)):
+                done = True
+                break
+    if not done:
+        for a in range(inst.m):
+            for b in range(inst.K):
+                for c in range(inst.K):
+                    if not done and b != c:
+                        done = consider(a, b, c)
+    if not done:
+        raise InvalidInput(f"the pair differences of instance {inst.name} span fewer than k={k} dimensions")
+    arr = np.array(picked, dtype=np.int64).reshape(-1, 3)
+    return arr[:, 0], arr[:, 1], arr[:, 2]
 
 
 def check_e16(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
@@ -462,7 +421,21 @@ def _e16_instances(opts: RunOptions) -> list[Instance]:
 
 
 CLAIMS = [
-    _e15_claim(),
+    Claim(
+        id="E15",
+        kind="identity",
+        statement="reward distillation L_RD(theta) = E_q[(beta <theta,z> - dr)^2] (beta <theta,z> the DPO "
+        "implicit reward difference, partition function cancelled): "
+        "grad = 2 beta E_q[(beta <theta,z> - dr) z], "
+        "Hess = 2 beta^2 Sigma_q",
+        reference="THEORY.md E15 (section 7)",
+        check=check_e15,
+        hypotheses=(
+            "fixed sampler q (here q_{pi_ref}), rewards any table r(x,y) (here misspecified, size 0.5)",
+        ),
+        constants={"grad_factor": 2, "hess_factor": 2},
+        aggregate=identity_aggregate,
+    ),
     Claim(
         id="E16",
         kind="identity",
