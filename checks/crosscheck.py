@@ -161,7 +161,7 @@ def crosscheck_instance(spec: IdentitySpec, inst: Instance, opts: RunOptions) ->
             fl = np.asarray(spec.floatpath(inst, np.asarray(theta, dtype=np.float64)), dtype=np.float64).ravel()
             ref = np.array([float(v) for v in nu_hi])
             if spec.absolute:
-                denom = float(scale_hi)
+                denom = float(scale_hi)  # type: ignore[arg-type]
             else:
                 denom = float(max(np.abs(ref).max(initial=0.0), np.abs(fl).max(initial=0.0)))
             err = float(np.abs(fl - ref).max(initial=0.0)) / denom if denom > 0 else float(np.abs(fl - ref).max(initial=0.0))
@@ -208,8 +208,10 @@ def _fmt(theta: Sequence[Any]) -> str:
 def identity_aggregate(claim: Claim, results: list[InstanceResult], opts: RunOptions) -> Verdict:
     """default_aggregate plus the finite-difference and float64 summaries."""
     v = default_aggregate(claim, results, opts)
-    fds = [r.details.get("fd_digits") for r in results if r.details.get("fd_digits") is not None]
-    fls = [r.details.get("float64_rel_err") for r in results if r.details.get("float64_rel_err") is not None]
+    fds: list[float] = [float(r.details["fd_digits"]) for r in results if r.details.get("fd_digits") is not None]
+    fls: list[float] = [
+        float(r.details["float64_rel_err"]) for r in results if r.details.get("float64_rel_err") is not None
+    ]
     flags = sorted({str(r.details.get("float64_flag")) for r in results if r.details.get("float64_flag")})
     v.details["fd_agreement_digits"] = min(fds) if fds else None
     v.details["float64_max_rel_err"] = max(fls) if fls else None

@@ -225,7 +225,7 @@ def population_loss(inst: Instance, q: Any, theta: Sequence[Any], dps: int) -> A
     with mp.workdps(dps):
         th, ts, b = _v(theta), _theta_star(inst), mpf(inst.beta)
         terms = []
-        for x, y, yp, w, z in _pairs(inst, q):
+        for *_idx, w, z in _pairs(inst, q):
             h, hs = dot(th, z), dot(ts, z)
             p = sigma(b * hs)
             terms.append(w * (p * softplus(-b * h) + (1 - p) * softplus(b * h)))
@@ -258,7 +258,7 @@ def population_hess(inst: Instance, q: Any, theta: Sequence[Any], dps: int) -> M
     with mp.workdps(dps):
         d = inst.d
         acc: list[list[list[Any]]] = [[[] for _ in range(d)] for _ in range(d)]
-        for x, y, yp, w, _ in _pairs(inst, q):
+        for x, y, yp, w, _z_ in _pairs(inst, q):  # noqa: B007 - the indices select the pair
             H = dpo_hess(inst, theta, x, y, yp, dps)
             for i in range(d):
                 for j in range(d):

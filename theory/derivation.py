@@ -20,7 +20,7 @@ from fractions import Fraction
 from typing import Any
 
 import sympy as sp
-from sympy.codegen.rewriting import log1p_opt, optimize
+from sympy.codegen.cfunctions import log1p
 
 from .symbols import ContextSymbols
 
@@ -29,15 +29,21 @@ def _is_log_one_plus(e: sp.Basic) -> bool:
     return isinstance(e, sp.log) and e.args[0].is_Add and any(a == 1 for a in e.args[0].args)
 
 
-def stable(expr: sp.Basic) -> sp.Basic:
-    """Rewrite log(1 + x) as log1p(x) (so that log(1 + exp(t)) keeps its digits for t << 0).
+def _log_one_plus_to_log1p(e: sp.log) -> sp.Basic:
+    rest = sp.Add(*[a for a in e.args[0].args if a != 1])
+    return log1p(rest)
 
-    Uses sympy.codegen.rewriting's log1p_opt on the log(1 + x) subexpressions only (running the
-    optimizer over a whole large derivative is slow and finds nothing else to rewrite).
+
+def stable(expr: sp.Basic) -> sp.Basic:
+    """Rewrite every log(1 + x) as log1p(x) (so that log(1 + exp(t)) keeps its digits for t << 0).
+
+    The target is sympy.codegen's log1p, as with sympy.codegen.rewriting.log1p_opt; the
+    replacement is done directly because log1p_opt also expands logarithms and turned
+    log(1 + e^{-u}) into -u + log1p(e^{u}), which cancels catastrophically for large u.
     """
     if not any(_is_log_one_plus(a) for a in sp.preorder_traversal(expr)):
         return expr
-    return expr.replace(_is_log_one_plus, lambda e: optimize(e, [log1p_opt]))
+    return expr.replace(_is_log_one_plus, _log_one_plus_to_log1p)
 
 
 def as_matrix(expr: Any) -> sp.Matrix:

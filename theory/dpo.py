@@ -11,7 +11,7 @@ negative log-likelihood of the label under the implicit reward beta log(pi_theta
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 
 import sympy as sp
 
@@ -66,7 +66,7 @@ def _stack(blocks: list[sp.Matrix]) -> sp.Matrix:
     return sp.Matrix.vstack(*[b.reshape(len(b), 1) for b in blocks])
 
 
-@lru_cache(maxsize=None)
+@cache
 def e5(K: int, d: int) -> Derivation:
     """E5: the partition functions and pi_ref cancel from the DPO loss."""
     cs = context_symbols(K, d)
@@ -80,14 +80,14 @@ def e5(K: int, d: int) -> Derivation:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _grad_definition(K: int, d: int) -> sp.Matrix:
     """Gradients of the unreduced definition of l over all pairs and labels (shared by E6 and E8)."""
     cs = context_symbols(K, d)
     return _stack([gradient(loss_definition(cs, y, yp, o), cs) for y, yp in cs.pairs for o in LABELS])
 
 
-@lru_cache(maxsize=None)
+@cache
 def e6(K: int, d: int) -> Derivation:
     r"""E6: \nabla l = -o\beta\sigma(-o\beta\langle\theta,z\rangle) z, differentiating the definition."""
     cs = context_symbols(K, d)
@@ -98,7 +98,7 @@ def e6(K: int, d: int) -> Derivation:
     return Derivation("E6", "gradient of the DPO loss", cs, derived=derived, closed=closed)
 
 
-@lru_cache(maxsize=None)
+@cache
 def e7(K: int, d: int) -> Derivation:
     r"""E7: \nabla^2 l = \beta^2\sigma'(\beta\langle\theta,z\rangle) z z^\top for both labels (label-free)."""
     cs = context_symbols(K, d)
@@ -119,7 +119,7 @@ def e7(K: int, d: int) -> Derivation:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def e8(K: int, d: int) -> Derivation:
     r"""E8: chain rule \nabla l = -o\beta\sigma(-o\beta h)(\nabla\log\pi(y) - \nabla\log\pi(y')), scores from E3."""
     cs = context_symbols(K, d)
@@ -157,7 +157,7 @@ def _at_star(m: sp.Matrix, cs: ContextSymbols) -> sp.Matrix:
     return m.subs(dict(zip(cs.theta, cs.theta_star)))
 
 
-@lru_cache(maxsize=None)
+@cache
 def e9(K: int, d: int) -> Derivation:
     r"""E9: \nabla L_q(\theta^*) = 0 for every q."""
     cs = context_symbols(K, d)
@@ -168,7 +168,7 @@ def e9(K: int, d: int) -> Derivation:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def e10(K: int, d: int, weight: str = "sigma_prime") -> Derivation:
     r"""E10: \nabla^2 L_q(\theta) = I_q(\theta) := \beta^2 E_q[\sigma'(\beta\langle\theta,z\rangle) z z^\top]."""
     cs = context_symbols(K, d)
@@ -179,7 +179,7 @@ def e10(K: int, d: int, weight: str = "sigma_prime") -> Derivation:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def e11(K: int, d: int, weight: str = "sigma_prime") -> Derivation:
     r"""E11: E_q E_o[\nabla l \nabla l^\top] at \theta^* = I_q(\theta^*) (information equality)."""
     cs = context_symbols(K, d)
@@ -195,7 +195,7 @@ def e11(K: int, d: int, weight: str = "sigma_prime") -> Derivation:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def e12(K: int, d: int) -> Derivation:
     r"""E12: \sum_{y,y'}\pi(y)\pi(y') z z^\top = 2 S_\pi for \pi = \pi_\theta."""
     cs = context_symbols(K, d)
@@ -207,7 +207,7 @@ def e12(K: int, d: int) -> Derivation:
     return Derivation("E12", "on-policy pair covariance is twice the feature covariance", cs, derived=out, closed=2 * feature_cov(cs))
 
 
-@lru_cache(maxsize=None)
+@cache
 def e17(K: int, d: int) -> Derivation:
     r"""E17: \sum_{y,y'} W z z^\top = 2\Phi^\top(\mathrm{diag}(W1) - W)\Phi, W = (q + q^\top)/2."""
     cs = context_symbols(K, d)

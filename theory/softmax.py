@@ -6,7 +6,7 @@ written with the explicit partition function Z = sum_y p_y e^{<theta, phi_y>}.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import sympy as sp
 
@@ -58,7 +58,7 @@ def hessian(expr: sp.Expr, cs: ContextSymbols) -> sp.Matrix:
     return sp.Matrix(sp.hessian(expr, list(cs.theta)))
 
 
-@lru_cache(maxsize=None)
+@cache
 def e1(K: int, d: int) -> Derivation:
     r"""E1: \nabla A_x(\theta) = \mu_\theta(x)."""
     cs = context_symbols(K, d)
@@ -70,7 +70,7 @@ def e1(K: int, d: int) -> Derivation:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def e2(K: int, d: int) -> Derivation:
     r"""E2: \nabla^2 A_x(\theta) = S_\theta(x) = Cov_{\pi_\theta}\phi."""
     cs = context_symbols(K, d)
@@ -82,7 +82,7 @@ def e2(K: int, d: int) -> Derivation:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def e3(K: int, d: int) -> Derivation:
     r"""E3: \nabla_\theta \log\pi_\theta(y|x) = \phi(x,y) - \mu_\theta(x), all y (K x d)."""
     cs = context_symbols(K, d)
@@ -100,7 +100,7 @@ def kl(p: list[sp.Expr], q: list[sp.Expr]) -> sp.Expr:
     return sp.Add(*[a * (sp.log(a) - sp.log(b)) for a, b in zip(p, q)])
 
 
-@lru_cache(maxsize=None)
+@cache
 def e4(K: int, d: int) -> Derivation:
     r"""E4 (Gibbs): E_\pi r^* - \beta KL(\pi\|\pi_{ref}) = \beta(A(\theta^*) - KL(\pi\|\pi^*)) per context, \pi = \pi_\theta."""
     cs = context_symbols(K, d)

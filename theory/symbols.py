@@ -8,7 +8,7 @@ pair weights q_{y,y'}, and theta*_j.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import sympy as sp
 
@@ -60,7 +60,7 @@ class ContextSymbols:
         ]
 
 
-@lru_cache(maxsize=None)
+@cache
 def context_symbols(K: int, d: int) -> ContextSymbols:
     """The (cached) symbols of a context with K responses in dimension d."""
     if not (isinstance(K, int) and isinstance(d, int)) or K < 2 or d < 1:

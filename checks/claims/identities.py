@@ -22,7 +22,9 @@ from proofs_numeric import mp as M
 from proofs_numeric.instance import Instance
 from theory import dpo as tdpo
 from theory import softmax as tsm
+from theory.compiled import compiled
 from theory.derivation import Derivation, context_args, flatten_values
+from theory.symbols import context_symbols
 
 from ..crosscheck import IdentitySpec, fd_jacobian, identity_claim
 from ..registry import Claim
@@ -64,8 +66,8 @@ def theory_side(
     kw = kwargs or {}
 
     def side(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
-        dv = factory(inst.K, inst.d, **kw)
-        fn = dv.lambdified(which)
+        cs = context_symbols(inst.K, inst.d)
+        fn = compiled(factory, inst.K, inst.d, which, **kw)
         qq = q(inst, theta, dps) if q is not None else None
         with mp.workdps(dps):
             th = [mpf(t) for t in theta]
@@ -75,7 +77,7 @@ def theory_side(
             for x in range(inst.m):
                 phi = [[mpf(v) for v in row] for row in inst.phi[x]]
                 p = [mpf(v) for v in inst.pi_ref[x]]
-                args = context_args(dv.cs, th, ts, phi, p, mpf(inst.beta), qq[x] if qq is not None else None)
+                args = context_args(cs, th, ts, phi, p, mpf(inst.beta), qq[x] if qq is not None else None)
                 vals = [mpf(v) for v in flatten_values(fn(*args))]
                 if reduce == "concat":
                     out.extend(vals)
@@ -122,7 +124,11 @@ def _e1_fd(inst: Instance, theta: Sequence[Any], dps: int) -> tuple[list[Any], l
     fd: list[Any] = []
     an: list[Any] = []
     for x in range(inst.m):
-        J = fd_jacobian(lambda t, p, x=x: [M.log_partition(inst, t, x, p)], theta, dps)
+
+        def logz(t: list[Any], p: int, x: int = x) -> list[Any]:
+            return [M.log_partition(inst, t, x, p)]
+
+        J = fd_jacobian(logz, theta, dps)
         fd.extend(J[0])
         an.extend(M.mean_feature(inst, theta, x, dps))
     return fd, an
@@ -132,7 +138,11 @@ def _e2_fd(inst: Instance, theta: Sequence[Any], dps: int) -> tuple[list[Any], l
     fd: list[Any] = []
     an: list[Any] = []
     for x in range(inst.m):
-        J = fd_jacobian(lambda t, p, x=x: M.mean_feature(inst, t, x, p), theta, dps)
+
+        def mean(t: list[Any], p: int, x: int = x) -> list[Any]:
+            return M.mean_feature(inst, t, x, p)
+
+        J = fd_jacobian(mean, theta, dps)
         fd.extend(_flat(J))
         an.extend(_flat(M.feature_cov(inst, theta, x, dps)))
     return fd, an
@@ -148,7 +158,11 @@ def _e3_fd(inst: Instance, theta: Sequence[Any], dps: int) -> tuple[list[Any], l
     fd: list[Any] = []
     an: list[Any] = []
     for x in range(inst.m):
-        J = fd_jacobian(lambda t, p, x=x: M.log_policy(inst, t, x, p), theta, dps)
+
+        def logpol(t: list[Any], p: int, x: int = x) -> list[Any]:
+            return M.log_policy(inst, t, x, p)
+
+        J = fd_jacobian(logpol, theta, dps)
         fd.extend(_flat(J))
         an.extend(_e3_numeric(inst, theta, x, dps))
     return fd, an

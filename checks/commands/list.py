@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from ..registry import all_claims
 
@@ -27,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
             print(quantities_text())
         return 0
     claims = all_claims()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": c.id,
             "kind": c.kind,
