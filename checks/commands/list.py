@@ -22,8 +22,8 @@ def run(args: argparse.Namespace) -> int:
         from ..quantities import quantities_rows, quantities_text
 
         if args.json:
-            rows = [dict(zip(("name", "definition", "reference", "evaluation"), r)) for r in quantities_rows()]
-            print(json.dumps(rows, indent=2))
+            qrows = [dict(zip(("name", "definition", "reference", "evaluation"), r)) for r in quantities_rows()]
+            print(json.dumps(qrows, indent=2))
         else:
             print(quantities_text())
         return 0
