@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,7 @@ def default_audit(workers: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         t0 = time.perf_counter()
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.run(
             [sys.executable, "-m", "checks", "audit", "--workers", str(workers), "--out", str(out)],
             cwd=ROOT,
@@ -37,14 +39,22 @@ def default_audit(workers: int) -> None:
             text=True,
         )
         wall = time.perf_counter() - t0
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         report = json.loads((out / "report.json").read_text()) if (out / "report.json").exists() else []
+        recs = [json.loads(x) for x in (out / "verdicts.jsonl").read_text().splitlines()] if report else []
+    cpu_total = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     busy = sum(v["elapsed_s"] for v in report)
+    cpu_by_claim: dict[str, float] = {}
+    for r in recs:
+        if r["type"] == "batch":
+            cpu_by_claim[r["claim"]] = cpu_by_claim.get(r["claim"], 0.0) + r.get("cpu_s", 0.0)
+    task_cpu = sum(cpu_by_claim.values())
     print(
-        f"default audit, --workers {workers}: wall {wall:.1f} s, exit {proc.returncode}, "
-        f"{len(report)} claims, summed task time {busy:.1f} s (parallel speed-up {busy / wall:.2f}x)"
+        f"default audit, --workers {workers}: wall {wall:.1f} s, exit {proc.returncode}, {len(report)} claims; "
+        f"summed task wall {busy:.1f} s, task CPU {task_cpu:.1f} s, CPU of all processes {cpu_total:.1f} s"
     )
-    slow = sorted(report, key=lambda v: -v["elapsed_s"])[:5]
-    print("  slowest claims: " + ", ".join(f"{v['claim']} {v['elapsed_s']:.1f}s" for v in slow))
+    slow = sorted(cpu_by_claim.items(), key=lambda kv: -kv[1])[:6]
+    print("  most CPU: " + ", ".join(f"{c} {t:.1f}s" for c, t in slow))
     if proc.returncode not in (0, 1):
         print("  stderr: " + proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "")
 

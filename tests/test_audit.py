@@ -372,3 +372,28 @@ def test_summary_table_rich_on_a_terminal_plain_otherwise() -> None:
     t = tty.getvalue()
     assert "┃" in t or "│" in t  # a rich box-drawn table
     assert "X2" in t and "refuted (!)" in t
+
+
+def test_small_claims_of_one_module_share_a_task(tmp_path: Path) -> None:
+    """The default sets are small: a module's claims run in one task (shared caches), one record each."""
+    import dataclasses
+
+    t3 = dataclasses.replace(T2, id="T3")
+    seen: list[dict[str, Any]] = []
+
+    class Recording(SerialExecutor):
+        def run(self, tasks: Any, on_result: Any) -> None:
+            tasks = list(tasks)
+            seen.extend(tasks)
+            super().run(tasks, on_result)
+
+    out = tmp_path / "run"
+    plan = build_plan(_args("--workers", "1", "--dps", "30", "--out", str(out)), {"T2": T2, "T3": t3})
+    v2, v3 = run_audit(plan, Recording(plan.local), progress=False)
+    assert len(seen) == 1 and [p["claim"]["id"] for p in seen[0]["parts"]] == ["T2", "T3"]
+    assert strip_timing(v2.to_json()) == {**strip_timing(v3.to_json()), "claim": "T2"}
+    recs = [json.loads(x) for x in (out / "verdicts.jsonl").read_text().splitlines()]
+    assert [(r["claim"], r["indices"]) for r in recs if r["type"] == "batch"] == [
+        ("T2", [0, 1, 2, 3]),
+        ("T3", [0, 1, 2, 3]),
+    ]

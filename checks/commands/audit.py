@@ -317,6 +317,18 @@ class Journal:
 
 
 # ---------------------------------------------------------------- the run
+def _group_key(pc: PlannedClaim) -> str:
+    """Small claims sharing this key run in one task (their check function's module)."""
+    if pc.ref.get("custom") is not None:
+        return f"custom:{pc.ref['id']}"
+    check = pc.claim.check
+    return str(
+        getattr(check, "__module__", None)
+        or getattr(getattr(check, "func", None), "__module__", "")
+        or pc.ref["id"]
+    )
+
+
 def _aggregate(
     pc: PlannedClaim, results: list[dict[str, Any]], elapsed: float, opts_d: dict[str, Any]
 ) -> Verdict:
@@ -395,16 +407,27 @@ def run_audit(plan: AuditPlan, executor: Any = None, progress: bool | None = Non
         for cid, s in state.items():
             if not s["pending"]:
                 finish(cid)
-        initial = []
+        initial: list[dict[str, Any]] = []
+        groups: dict[str, list[dict[str, Any]]] = {}
         for cid, s in state.items():
-            if s["pending"]:
-                # a small claim (the default sets) is one task: its set-up is paid once;
+            if not s["pending"]:
+                continue
+            if len(s["pending"]) <= SMALL_CLAIM:
+                # a small claim (the default sets) runs whole, grouped with the small claims of its
+                # module in one task: what they cache (derivations per size) is built once per group
+                groups.setdefault(_group_key(s["pc"]), []).append(task(cid, list(s["pending"])))
+                s["pending"] = []
+            else:
                 # a large one starts with two instances that time its steady state
-                k = len(s["pending"]) if len(s["pending"]) <= SMALL_CLAIM else 2
-                initial.append(task(cid, s["pending"][:k]))
-                del s["pending"][:k]
+                initial.append(task(cid, s["pending"][:2]))
+                del s["pending"][:2]
+        initial = [g[0] if len(g) == 1 else {"parts": g} for g in groups.values()] + initial
 
         def on_result(t: dict[str, Any], r: dict[str, Any]) -> list[dict[str, Any]]:
+            if "parts" in r:
+                return [
+                    n for part_t, part_r in zip(t["parts"], r["parts"]) for n in on_result(part_t, part_r)
+                ]
             cid = r["claim"]
             s = state[cid]
             for i, res in zip(r["indices"], r["results"]):
