@@ -248,3 +248,15 @@ def test_without_an_enclosure_the_step_is_sampled_and_says_so() -> None:
         v = run_claim(build_custom_claim(spec), [preset("tiny")], RunOptions(dps=30))
         assert v.status == status
         assert "sampled in mpmath at dps=30 and 60 (no certified enclosure)" in v.message
+
+
+def test_list_quantities_names_every_quantity(capsys: pytest.CaptureFixture[str]) -> None:
+    from checks.quantities import QUANTITIES
+
+    assert main(["list", "--quantities"]) == 0
+    text = capsys.readouterr().out
+    for name, q in QUANTITIES.items():
+        assert any(line.split()[:1] == [name] and q.definition in line for line in text.splitlines()), name
+    assert main(["list", "--quantities", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == list(QUANTITIES)
