@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import sympy
+from hypothesis import given
+from hypothesis import strategies as st
 
 from checks.claimsfile import build_custom_claim, check_custom, parse_claims_file
 from checks.cli import main
@@ -260,3 +262,55 @@ def test_list_quantities_names_every_quantity(capsys: pytest.CaptureFixture[str]
     assert main(["list", "--quantities", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in rows] == list(QUANTITIES)
+
+
+_toml_values = st.recursive(
+    st.one_of(
+        st.booleans(),
+        st.integers(-5, 5),
+        st.floats(allow_nan=False, allow_infinity=False, width=32),
+        st.sampled_from(["C_inf", "C_Sigma**2", "1", "ref", "ball", "generic", "T1", "exp(", "x"]),
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=3),
+        st.dictionaries(
+            st.sampled_from(["id", "lhs", "rhs", "steps", "r", "count", "m", "exponent", "policy", "params"]),
+            children,
+            max_size=3,
+        ),
+    ),
+    max_leaves=6,
+)
+
+
+@given(
+    data=st.dictionaries(
+        st.sampled_from(["select", "run", "instances", "constants", "inequality", "chain", "other"]),
+        _toml_values,
+        max_size=3,
+    )
+)
+def test_any_toml_document_parses_or_fails_with_one_line(data: dict[str, Any]) -> None:
+    """Whatever the types, the claims file is accepted or refused with a PrefcheckError (never a crash)."""
+    text = _to_toml(data)
+    try:
+        parse_claims_file(text, REG)
+    except PrefcheckError as exc:
+        assert "\n" not in str(exc) and str(exc)
+
+
+def _to_toml(data: dict[str, Any]) -> str:
+    """A small TOML writer for the generated documents (inline tables and arrays only)."""
+
+    def val(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v) if isinstance(v, int) or "e" in repr(v) or "." in repr(v) else repr(v) + ".0"
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        return "{" + ", ".join(f"{k} = {val(x)}" for k, x in v.items()) + "}"
+
+    return "".join(f"{k} = {val(v)}\n" for k, v in data.items())
