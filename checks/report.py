@@ -194,6 +194,21 @@ def tex_escape(text: str) -> str:
     return "".join(_TEX.get(c, c) for c in text)
 
 
+def tex_number(text: str) -> str:
+    """'-' -> '--'; '1.5e+09' -> '$1.5\\times10^{9}$'; other numbers in math mode."""
+    import re
+
+    if text == "-":
+        return "--"
+    m = re.fullmatch(r"(-?[0-9.]+)e([+-]?)0*([0-9]+)", text)
+    if m:
+        sign = "-" if m.group(2) == "-" else ""
+        return f"${m.group(1)}\\times10^{{{sign}{m.group(3)}}}$"
+    if re.fullmatch(r"-?[0-9.]+", text):
+        return f"${text}$"
+    return tex_escape(text)
+
+
 def to_latex(verdicts: Sequence[Verdict], caption: str = "prefcheck audit of the claims") -> str:
     """An appendix-ready table (booktabs); the counterexample column names the file."""
     cols = (
@@ -216,10 +231,17 @@ def to_latex(verdicts: Sequence[Verdict], caption: str = "prefcheck audit of the
         " & ".join(cols) + " \\\\",
         "\\midrule",
     ]
-    for row in summary_rows(verdicts):
-        cells = [row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[8]]
-        cells = [tex_escape(c) for c in cells]
-        cells[-1] = "--" if row[8] == "-" else f"\\texttt{{{tex_escape(cex_name(row[0]))}}}"
+    for v, row in zip(verdicts, summary_rows(verdicts)):
+        cells = [
+            tex_escape(row[0]),
+            tex_escape(row[1]),
+            tex_escape(v.status) if v.ok else f"\\textbf{{{tex_escape(v.status)}}}",
+            row[3],
+            tex_number(row[4]),
+            tex_number(row[5]),
+            " / ".join(tex_number(part) for part in row[6].split(" / ")),
+            "--" if row[8] == "-" else f"\\texttt{{{tex_escape(cex_name(row[0]))}}}",
+        ]
         lines.append(" & ".join(cells) + " \\\\")
     lines += [
         "\\bottomrule",
