@@ -122,8 +122,9 @@ def print_summary(
         from rich.table import Table
 
         table = Table(show_lines=False)
-        for c in COLUMNS:
-            table.add_column(c)
+        for c in COLUMNS:  # claim and status never shrink; the rest folds on a narrow terminal
+            keep = c in ("claim", "status")
+            table.add_column(c, no_wrap=keep, min_width=12 if c == "status" else None, overflow="fold")
         for v, row in zip(verdicts, summary_rows(verdicts, links)):
             style = None if v.ok else "bold red"
             table.add_row(*row, style=style)
