@@ -81,21 +81,23 @@ def e5(K: int, d: int) -> Derivation:
 
 
 @cache
-def _grad_definition(K: int, d: int) -> sp.Matrix:
-    """Gradients of the unreduced definition of l over all pairs and labels (shared by E6 and E8)."""
-    cs = context_symbols(K, d)
-    return _stack([gradient(loss_definition(cs, y, yp, o), cs) for y, yp in cs.pairs for o in LABELS])
-
-
-@cache
 def e6(K: int, d: int) -> Derivation:
-    r"""E6: \nabla l = -o\beta\sigma(-o\beta\langle\theta,z\rangle) z, differentiating the definition."""
+    r"""E6: \nabla l = -o\beta\sigma(-o\beta\langle\theta,z\rangle) z.
+
+    Differentiates the definition after E5's exact cancellation of the partition functions (the
+    gradient of the unreduced definition, through the policy, is E8's derivation).
+    """
     cs = context_symbols(K, d)
-    derived = _grad_definition(K, d)
+    derived = _stack([gradient(reduced_loss_definition(cs, y, yp, o), cs) for y, yp in cs.pairs for o in LABELS])
     closed = _stack(
         [-o * cs.beta * sigma(-o * cs.beta * cs.dot_theta(cs.z(y, yp))) * cs.z(y, yp) for y, yp in cs.pairs for o in LABELS]
     )
-    return Derivation("E6", "gradient of the DPO loss", cs, derived=derived, closed=closed)
+    y, yp = cs.pairs[0]
+    return Derivation(
+        "E6", "gradient of the DPO loss", cs, derived=derived, closed=closed,
+        steps=[("l = -log sigma(o beta h)", loss_definition(cs, y, yp, 1)),
+               ("E5: partition functions and pi_ref cancel", reduced_loss_definition(cs, y, yp, 1))],
+    )
 
 
 @cache
@@ -124,7 +126,8 @@ def e8(K: int, d: int) -> Derivation:
     r"""E8: chain rule \nabla l = -o\beta\sigma(-o\beta h)(\nabla\log\pi(y) - \nabla\log\pi(y')), scores from E3."""
     cs = context_symbols(K, d)
     mu = mean_feature(cs)
-    derived = _grad_definition(K, d)
+    # the gradient of the unreduced definition: the chain rule runs through log pi_theta and Z
+    derived = _stack([gradient(loss_definition(cs, y, yp, o), cs) for y, yp in cs.pairs for o in LABELS])
     blocks = []
     for y, yp in cs.pairs:
         h = implicit_margin(cs, y, yp)
