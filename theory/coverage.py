@@ -39,10 +39,22 @@ from .softmax import feature_cov, log_partition, log_policy, mean_feature, polic
 from .symbols import context_symbols
 
 __all__ = [
-    "TwoResponseSymbols", "two_response_symbols", "two_response_policy", "c_inf_two_response",
-    "sigma_two_response", "fisher_two_response", "pencil_lambda_max", "c_sigma_two_response",
-    "c_fisher_two_response", "closed_forms", "latex_forms", "lambdify_closed_forms",
-    "i3_derivation", "i5_derivation", "i5_sos_derivation", "sigma_prime_expr",
+    "TwoResponseSymbols",
+    "two_response_symbols",
+    "two_response_policy",
+    "c_inf_two_response",
+    "sigma_two_response",
+    "fisher_two_response",
+    "pencil_lambda_max",
+    "c_sigma_two_response",
+    "c_fisher_two_response",
+    "closed_forms",
+    "latex_forms",
+    "lambdify_closed_forms",
+    "i3_derivation",
+    "i5_derivation",
+    "i5_sos_derivation",
+    "sigma_prime_expr",
 ]
 
 
@@ -77,7 +89,8 @@ def two_response_symbols(m: int, d: int) -> TwoResponseSymbols:
     if d > 2 or m > 8:
         raise DerivationError(f"two-response closed forms support d <= 2 and m <= 8, got m={m}, d={d}")
     return TwoResponseSymbols(
-        m, d,
+        m,
+        d,
         rho=tuple(sp.Symbol(f"rho_{x}", positive=True) for x in range(m)),
         ell=tuple(sp.Symbol(f"ell_{x}", real=True) for x in range(m)),
         z=sp.Matrix(m, d, lambda x, j: sp.Symbol(f"z_{x}_{j}", real=True)),
@@ -107,7 +120,7 @@ def two_response_policy(s: TwoResponseSymbols, star: bool = False) -> list[sp.Ex
 def c_inf_two_response(s: TwoResponseSymbols) -> sp.Expr:
     r"""C_\infty = \max_x \max(p^*_x / p_x, (1 - p^*_x)/(1 - p_x))."""
     ps, p = two_response_policy(s, True), two_response_policy(s, False)
-    return sp.Max(*[r for x in range(s.m) for r in (ps[x] / p[x], (1 - ps[x]) / (1 - p[x]))])
+    return sp.Max(*[r for x in range(s.m) for r in (ps[x] / p[x], (1 - ps[x]) / (1 - p[x]))], evaluate=False)
 
 
 def sigma_two_response(s: TwoResponseSymbols, star: bool = False) -> sp.Matrix:
@@ -140,7 +153,9 @@ def pencil_lambda_max(A: sp.Matrix, B: sp.Matrix) -> sp.Expr:
         return A[0, 0] / B[0, 0]
     if n == 2:
         T = A[0, 0] * B[1, 1] + A[1, 1] * B[0, 0] - 2 * A[0, 1] * B[0, 1]
-        dA, dB = A.det(), B.det()
+        # 2 x 2 determinants written out (Matrix.det simplifies and is very slow on these entries)
+        dA = A[0, 0] * A[1, 1] - A[0, 1] * A[1, 0]
+        dB = B[0, 0] * B[1, 1] - B[0, 1] * B[1, 0]
         return (T + sp.sqrt(T**2 - 4 * dA * dB)) / (2 * dB)
     raise DerivationError(f"closed-form pencil eigenvalues need d <= 2, got d={n}")
 
@@ -158,7 +173,11 @@ def c_fisher_two_response(s: TwoResponseSymbols) -> sp.Expr:
 def closed_forms(m: int, d: int) -> dict[str, sp.Expr]:
     """The closed forms C_inf, C_Sigma, C_I for m two-response contexts in dimension d <= 2."""
     s = two_response_symbols(m, d)
-    return {"C_inf": c_inf_two_response(s), "C_Sigma": c_sigma_two_response(s), "C_I": c_fisher_two_response(s)}
+    return {
+        "C_inf": c_inf_two_response(s),
+        "C_Sigma": c_sigma_two_response(s),
+        "C_I": c_fisher_two_response(s),
+    }
 
 
 def latex_forms(m: int, d: int) -> dict[str, str]:
@@ -198,7 +217,11 @@ def i3_derivation(K: int, d: int) -> Derivation:
     derived = sp.Matrix(K, 1, lambda y, _: sp.diff(lp[y], s))
     closed = sp.Matrix(K, 1, lambda y, _: sp.Add(*[u[j] * (cs.phi[y, j] - mu[j]) for j in range(d)]))
     return Derivation(
-        "I3", "derivative of the log-policy along a segment", cs, derived=derived, closed=closed,
+        "I3",
+        "derivative of the log-policy along a segment",
+        cs,
+        derived=derived,
+        closed=closed,
         steps=[("log pi along theta + s u", sp.Eq(sp.Symbol("log_pi_0"), lp[0]))],
         extra_args=(*u, s),
     )
@@ -220,7 +243,11 @@ def i5_derivation(K: int, d: int) -> Derivation:
     q = (uu.T * S * uu)[0, 0]
     closed = sp.Matrix(K, 1, lambda y, _: q)
     return Derivation(
-        "I5", "second derivative of f_{x,y} along a ray is u' S u", cs, derived=derived, closed=closed,
+        "I5",
+        "second derivative of f_{x,y} along a ray is u' S u",
+        cs,
+        derived=derived,
+        closed=closed,
         steps=[("f_0(s)", sp.Eq(sp.Symbol("f_0"), f[0]))],
         extra_args=(*u, s),
     )
@@ -241,6 +268,10 @@ def i5_sos_derivation(K: int, d: int) -> Derivation:
     umu = sp.Add(*[u[j] * mu[j] for j in range(d)])
     sos = sp.Add(*[pi[y] * (sp.Add(*[u[j] * cs.phi[y, j] for j in range(d)]) - umu) ** 2 for y in range(K)])
     return Derivation(
-        "I5", "u' S u is a sum of squares", cs, derived=sp.Matrix([[q]]), closed=sp.Matrix([[sos]]),
+        "I5",
+        "u' S u is a sum of squares",
+        cs,
+        derived=sp.Matrix([[q]]),
+        closed=sp.Matrix([[sos]]),
         extra_args=tuple(u),
     )
