@@ -864,6 +864,12 @@ def _aggregate(scope: str, tight: str) -> Callable[[Claim, list[InstanceResult],
         v.details["points"] = pts
         v.details["retried_instances"] = retried
         v.details["tightest_constant_means"] = tight
+        # claim-specific tightness figures (e.g. the exponent log C / log C_inf actually needed in I2)
+        for key in sorted({k for r in results for k in r.details if k.startswith(("tightest_", "min_log_slope"))}):
+            vals = [r.details[key] for r in results if isinstance(r.details.get(key), (int, float))]
+            vals = [float(x) for x in vals if math.isfinite(float(x))]
+            if vals:
+                v.details[key] = min(vals) if key.startswith("min_") else max(vals)
         if v.status == "certified":
             v.message = f"certified on {len(results)} instance(s), {pts} point(s); {scope}"
         elif v.status == "refuted":
