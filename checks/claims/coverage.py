@@ -749,7 +749,7 @@ def q1_stored() -> dict[str, Any]:
     return data
 
 
-def q1_replay(data: Mapping[str, Any], prec: int) -> InstanceResult:
+def q1_replay(data: Mapping[str, Any], prec: int, source: str = Q1_DATA) -> InstanceResult:
     r"""Certify a Q1 counterexample: C_Sigma(pi*; pi_{theta*+s2 u}) < C_Sigma(pi*; pi_{theta*+s1 u}), s1 < s2.
 
     C_Sigma at s = 0 is exactly 1. ``refuted`` (monotonicity of C_Sigma refuted) when the drop is certified.
@@ -781,7 +781,7 @@ def q1_replay(data: Mapping[str, Any], prec: int) -> InstanceResult:
             "C_Sigma_s1": list(c1),
             "C_Sigma_s2": list(c2),
             "certified_log_drop_lower_bound": cert_margin,
-            "source": Q1_DATA,
+            "source": source,
         },
     )
 
@@ -816,7 +816,7 @@ def _check_q1(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
         return InstanceResult("inconclusive", inst.name, details={"searched": "8+ rays x 16 points, no drop"})
     u, s1, s2, _ = found
     data = {"instance": inst.to_dict(), "direction": u.tolist(), "s1": s1, "s2": s2}
-    res = _with_retry(lambda prec: q1_replay(data, prec), opts)
+    res = _with_retry(lambda prec: q1_replay(data, prec, source="float64 scan"), opts)
     res.instance = inst.name
     return res
 
@@ -832,19 +832,25 @@ def _q1_default(opts: RunOptions) -> list[Instance]:
 def _q1_aggregate(claim: Claim, results: list[InstanceResult], opts: RunOptions) -> Verdict:
     """Q1 always includes the replay of the stored counterexample; refuted if any certified drop is found."""
     if not any(r.details.get("source") == Q1_DATA for r in results):
-        stored = _with_retry(lambda prec: q1_replay(q1_stored(), prec), opts)
-        stored.instance = "stored:" + stored.instance
-        results = [stored] + results
+        replay = _with_retry(lambda prec: q1_replay(q1_stored(), prec), opts)
+        replay.instance = "stored:" + replay.instance
+        results = [replay] + results
     refuted = [r for r in results if r.status == "refuted"]
     v = default_aggregate(claim, results, opts)
     if refuted:
         v.status = "refuted"
+        stored = [r for r in refuted if r.details.get("source") == Q1_DATA]
         best = max(refuted, key=lambda r: r.margin or 0.0)
-        v.counterexample = best.counterexample
-        v.worst_margin = best.margin
+        shown = stored[0] if stored else best
+        v.counterexample = shown.counterexample
+        v.worst_margin = shown.margin
+        v.details["largest_certified_log_drop"] = best.margin
+        v.details["largest_drop_instance"] = best.instance
+        v.details["violating_instances"] = len(refuted)
         v.message = (
             f"C_Sigma is NOT monotone along rays: certified drop on {len(refuted)} of {len(results)} "
-            f"instance(s) (log C_Sigma(s1) - log C_Sigma(s2) >= {best.margin:.3g}, certified)"
+            f"instance(s); counterexample {shown.instance}: log C_Sigma(s1) - log C_Sigma(s2) >= "
+            f"{shown.margin:.3g} (certified), largest certified drop {best.margin:.3g} on {best.instance}"
         )
     else:
         v.status = "inconclusive"
