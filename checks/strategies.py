@@ -132,9 +132,14 @@ def directions(d: int) -> st.SearchStrategy[np.ndarray]:
 
     def norm(v: list[float]) -> np.ndarray:
         a = np.asarray(v, dtype=float)
-        return a / np.linalg.norm(a)
+        n = float(np.linalg.norm(a))
+        if n <= 1e-3:  # (near) zero draw: use a coordinate axis instead of rejecting the example
+            a = np.zeros(d)
+            a[0] = 1.0
+            return a
+        return a / n
 
-    return st.lists(comp, min_size=d, max_size=d).filter(lambda v: float(np.linalg.norm(v)) > 1e-3).map(norm)
+    return st.lists(comp, min_size=d, max_size=d).map(norm)
 
 
 def radii(min_r: float = 0.01, max_r: float = 3.0) -> st.SearchStrategy[float]:
