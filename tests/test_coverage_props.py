@@ -129,12 +129,32 @@ def test_q1_stored_counterexample_is_certified() -> None:
     data = json.loads(resources.files("checks.data").joinpath(Q1_DATA).read_text())
     res = q1_replay(data, PREC)
     assert res.status == "refuted"
-    assert res.margin is not None and res.margin > 0.01  # certified log C(s1) - log C(s2)
+    assert res.margin is not None and res.margin > 0.005  # certified log C(s1) - log C(s2)
+
+
+#: an earlier shrunk counterexample (found by the same search before checks.strategies.directions stopped
+#: rejecting near-zero draws, which changed the derandomized search path); pinned as a second regression
+_EARLIER_Q1 = (
+    Instance.from_dict(
+        {
+            "name": "q1-earlier",
+            "beta": 1.0,
+            "rho": [1.0],
+            "theta_star": [-1.25, -0.25],
+            "pi_ref": [[1 / 3, 1 / 3, 1 / 3]],
+            "phi": [[[0.0, 0.0], [-0.75, 0.0], [0.0, 0.25]]],
+        }
+    ),
+    np.array([1.0, 0.0]),
+    0.0,
+    0.125,
+)
 
 
 @SLOW_OK
 @given(q1_cases())
 @example(_stored_case())
+@example(_EARLIER_Q1)
 def test_q1_every_float_drop_is_certified(c: tuple[Instance, np.ndarray, float, float]) -> None:
     """Regression (pinned @example: the stored counterexample) and search: every float64 drop of C_Sigma
     along a ray larger than 1e-6 relative is confirmed by the certified replay."""
