@@ -87,12 +87,12 @@ class Instance:
             raise InvalidInstance(f"theta_star must have shape ({d},) to match phi, got shape {theta.shape}")
         if np.any(rho <= 0):
             i = int(np.argmin(rho))
-            raise InvalidInstance(f"rho must be positive, got rho[{i}]={rho[i]!r}")
+            raise InvalidInstance(f"rho must be positive, got rho[{i}]={float(rho[i])!r}")
         if abs(math.fsum(rho.tolist()) - 1.0) > SUM_TOL:
             raise InvalidInstance(f"rho must sum to 1 (tolerance {SUM_TOL:g}), got sum(rho)={math.fsum(rho.tolist())!r}")
         if np.any(pi_ref <= 0):
             x, y = (int(i) for i in np.argwhere(pi_ref <= 0)[0])
-            raise InvalidInstance(f"pi_ref must be positive, got pi_ref[{x}][{y}]={pi_ref[x, y]!r}")
+            raise InvalidInstance(f"pi_ref must be positive, got pi_ref[{x}][{y}]={float(pi_ref[x, y])!r}")
         for x in range(m):
             s = math.fsum(pi_ref[x].tolist())
             if abs(s - 1.0) > SUM_TOL:
