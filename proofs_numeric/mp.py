@@ -187,6 +187,7 @@ def dpo_hess(inst: Instance, theta: Sequence[Any], x: int, y: int, yp: int, dps:
 # ---------------------------------------------------------------- samplers
 def policy_pairs(probs: Mat, dps: int) -> list[Mat]:
     """The on-policy pair weights pi (x) pi of a policy given as an m x K table."""
+    check_dps(dps)
     with mp.workdps(dps):
         return [[[mpf(a) * mpf(b) for b in row] for a in row] for row in probs]
 
