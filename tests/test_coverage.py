@@ -126,6 +126,15 @@ def test_claims_certified_on_default_and_given_instances(cid: str) -> None:
     assert v2.status == "certified" and v2.instances == 3, v2.message
 
 
+@pytest.mark.parametrize("cid", ["I1", "I2", "I6"])
+def test_equality_case_theta_star_zero_is_certified(cid: str) -> None:
+    # theta* = 0: pi* = pi_ref, and at theta = 0 I_q(0) = beta^2/4 Sigma_q exactly (I1 tight); sampler theta = theta*
+    # is skipped by I2/I6 (every constant is exactly 1 there), I1 certifies the tight side structurally
+    inst = preset("generic").with_theta_star(np.zeros(3))
+    v = run_claim(all_claims()[cid], [inst], RunOptions(dps=30))
+    assert v.status == "certified", v.message
+
+
 def _instance(cex: dict) -> Instance:
     return Instance.from_dict(cex["instance"])
 

@@ -48,6 +48,7 @@ from proofs_numeric import coverage as cov
 from proofs_numeric import fast
 from proofs_numeric.certify import (
     GenEig,
+    LoewnerReport,
     arb_prec,
     bits_for_dps,
     gen_eig_max,
@@ -171,11 +172,18 @@ def _le(lhs_hi: arb, rhs_lo: arb, lhs_lo: arb, rhs_hi: arb) -> str:
 
 
 def _sampler_thetas(inst: Instance, opts: RunOptions, n_random: int = 3) -> list[np.ndarray]:
-    """Sampling parameters: 0 (pi_ref), -theta*, and theta* + Gaussian offsets of growing size."""
+    """Sampling parameters: 0 (pi_ref), -theta*, and theta* + Gaussian offsets of growing size.
+
+    theta = theta* itself is left out (then pi = pi*, every coverage constant is exactly 1 and the
+    inequalities hold with equality, which ball enclosures cannot certify); e.g. when theta* = 0.
+    """
     rng = _rng(inst, opts, "samplers")
     out = [np.zeros(inst.d), -np.asarray(inst.theta_star)]
     for k in range(n_random):
         out.append(inst.theta_star + (0.5 + k) * rng.standard_normal(inst.d))
+    out = [t for t in out if not np.array_equal(t, inst.theta_star)]
+    while len(out) < 2 + n_random:
+        out.append(inst.theta_star + rng.standard_normal(inst.d))
     return out
 
 
@@ -212,6 +220,23 @@ def _unit_dirs(inst: Instance, opts: RunOptions, n_random: int, salt: str) -> li
 
 
 # ========================================================================== I1
+_STRUCTURAL = "structural: B - A is a nonnegative combination of z z^T (every pair coefficient certified >= 0)"
+
+
+def _pair_sigma_primes(inst: Instance, th: np.ndarray) -> list[arb]:
+    """Enclosures of sigma'(beta <theta, z>) for every pair y < y' of every context (current precision)."""
+    b = arb(inst.beta)
+    t = [arb(v) for v in th.tolist()]
+    out = []
+    for x in range(inst.m):
+        sc = cov._scores(inst, t, x)
+        for y in range(inst.K):
+            for yp in range(y + 1, inst.K):
+                e = (-abs(b * (sc[y] - sc[yp]))).exp()
+                out.append(e / (1 + e) ** 2)
+    return out
+
+
 def _check_i1(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
     upper = _num(opts, "upper", 0.25)
     lower_factor = _num(opts, "lower_factor", 1.0)
@@ -236,9 +261,16 @@ def _check_i1(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
                 e = (-(b * W * D).abs_upper()).exp()
                 sp_low = e / (1 + e) ** 2  # sigma'(beta W D), an enclosure
                 Is = cov.arb_fisher_pair(inst, pols, th.tolist(), Pc)
+                sps = _pair_sigma_primes(inst, th)
                 for k, (S, I_) in enumerate(zip(sigmas, Is)):
                     lo = loewner_report(to_arb(lower_factor) * b2 * sp_low * S, I_, prec)
                     hi = loewner_report(I_, to_arb(upper) * b2 * S, prec)
+                    # equality cases (e.g. theta = 0: I_q(0) = beta^2/4 Sigma_q exactly) are PSD but singular;
+                    # then certify structurally: B - A = beta^2 sum_pairs w (c_pair) z z^T with every c_pair >= 0
+                    if lo.status == "inconclusive" and all(v - to_arb(lower_factor) * sp_low >= 0 for v in sps):
+                        lo = LoewnerReport("certified", _STRUCTURAL, lo.margin)
+                    if hi.status == "inconclusive" and all(to_arb(upper) - v >= 0 for v in sps):
+                        hi = LoewnerReport("certified", _STRUCTURAL, hi.margin)
                     g = gen_eig_max(I_, b2 * S, prec)
                     for name, rep in (("lower", lo), ("upper", hi)):
                         tally.add(
@@ -933,7 +965,7 @@ CLAIMS = [
         hypotheses=("on-policy samplers q_{pi*}, q_{pi_ref}", "W = ||theta|| rounded up"),
         constants=_consts(upper=0.25, lower_factor=1),
         aggregate=_aggregate(
-            "Loewner order certified by LDL^T pivots of the difference (strictly PD)",
+            "Loewner order certified by LDL^T pivots of B - A (PD), or structurally in equality cases",
             "max lambda_max(I_q, beta^2 Sigma_q), at most 1/4",
         ),
     ),
