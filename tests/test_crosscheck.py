@@ -116,7 +116,7 @@ def test_wrong_fisher_weight_is_refuted() -> None:
     assert cex["points"] and len(cex["points"][0]) == inst.d
     assert any("theory_vs_numeric at point" in f for f in cex["failures"]), cex["failures"]
     assert all("relative error" in f and "> tol" in f for f in cex["failures"])
-    assert res.agreement_digits < 5  # sigma vs sigma': wrong in the first digit
+    assert res.agreement_digits is not None and res.agreement_digits < 5  # sigma vs sigma': wrong in the first digit
     json.dumps(cex)
 
 
@@ -152,11 +152,11 @@ def test_tolerance_scales_with_precision() -> None:
     off40 = crosscheck_instance(_scaled_numeric(base, "1e-40"), inst, RunOptions(dps=50))
     assert off40.status == "refuted"
     assert "theory_vs_numeric" in _failed_checks(off40)
-    assert 39 <= off40.agreement_digits <= 41
+    assert off40.agreement_digits is not None and 39 <= off40.agreement_digits <= 41
     off60 = crosscheck_instance(_scaled_numeric(base, "1e-60"), inst, RunOptions(dps=50))
     # not seen at dps 50: every point agrees to ~50 digits, ...
     assert "theory_vs_numeric" not in _failed_checks(off60)
-    assert off60.agreement_digits >= 45
+    assert off60.agreement_digits is not None and off60.agreement_digits >= 45
     # ... but 'two precisions before trust' catches a fixed offset at dps 2*50+10 = 110 (tol ~ 1e-105)
     assert off60.status == "refuted" and _failed_checks(off60) == {"theory_vs_numeric_hi"}
 

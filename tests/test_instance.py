@@ -358,8 +358,8 @@ def test_poor_coverage_tilts_pi_ref_away() -> None:
     assert max(gen) < 30, gen
     assert np.median(poor) > 10 * np.median(gen)
     # log-linear and tilted away: log pi_ref + tilt beta <theta*, phi> is constant per context
-    inst = generate("poor_coverage", 0, m=3, K=5, d=2, tilt=2.0, beta=0.5)
-    resid = np.log(inst.pi_ref) + 2.0 * 0.5 * (inst.phi @ inst.theta_star)
+    inst = generate("poor_coverage", 0, m=3, K=5, d=2, tilt=2.0, beta=1.0)
+    resid = np.log(inst.pi_ref) + 2.0 * (inst.phi @ inst.theta_star)
     np.testing.assert_allclose(resid - resid[:, :1], 0.0, atol=1e-12)
     assert c_inf(preset("poor-coverage")) > 100
 

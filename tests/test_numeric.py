@@ -222,7 +222,8 @@ def test_naive_sigma_prime_underflows_where_the_stable_form_does_not() -> None:
 
 def _pair_instance(beta: float) -> Instance:
     """K = 2, d = 1, z(1, 0) = 1: the margin <theta, z> is theta itself."""
-    return Instance([1.0], [[[0.0], [1.0]]], [[0.5, 0.5]], beta, [0.0], name=f"pair-beta{beta:g}")
+    return Instance(np.array([1.0]), np.array([[[0.0], [1.0]]]), np.array([[0.5, 0.5]]), beta, np.array([0.0]),
+                    name=f"pair-beta{beta:g}")
 
 
 BETAS = [1e-8, 1e-4, 1.0, 1e4, 1e8]
