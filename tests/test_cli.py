@@ -107,6 +107,8 @@ BAD_INPUT = [
     (["crosscheck", "--dps", "abc"], "--dps"),
     (["crosscheck", "--instances", "0"], "instances"),
     (["crosscheck", "--instances", "-2"], "instances"),
+    (["crosscheck", "--seed", "-1"], "seed=-1"),
+    (["crosscheck", "--instances", "1", "--seed", "-1"], "seed=-1"),
     (["crosscheck", "--claims", "E99"], "E99"),
     (["crosscheck", "--claims", "E1,,E99"], "E99"),
     (["crosscheck", "--claims", "I2"], "I2"),

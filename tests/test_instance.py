@@ -190,6 +190,17 @@ def test_from_dict_not_a_table(data: Any, tname: str) -> None:
         Instance.from_dict(data)
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("rho", ["0.25", "0.75"]), ("theta_star", ["0.5", "-1"]), ("theta_star", [True, False])],
+)
+def test_array_elements_must_be_numbers(key: str, value: list[Any]) -> None:
+    """BUG (reported): numpy converts strings and bools to float64, so rho = ["0.25", "0.75"] in a file is
+    silently accepted while beta = "1.0" is refused. Arrays of text or bools should raise like beta does."""
+    with pytest.raises(InvalidInstance, match=rf"^{key} must be a numeric array"):
+        Instance.from_dict({**base(), key: value})
+
+
 def test_name_and_meta_optional() -> None:
     d = base()
     del d["name"], d["meta"]

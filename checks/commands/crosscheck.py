@@ -27,6 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_dps(args.dps)
+    positive_int("seed", args.seed, lo=0)  # numpy's seed sequences refuse negative seeds
     if args.claims is None:
         claims = [c for c in all_claims().values() if c.kind == "identity"]
     else:
