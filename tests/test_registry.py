@@ -233,3 +233,22 @@ def test_default_aggregate_folds_results() -> None:
     assert v.message == "4 instance(s): 1 certified, 1 inconclusive, 2 refuted"
     empty = default_aggregate(claim, [], RunOptions())
     assert empty.status == "inconclusive" and empty.level is None
+
+
+def test_verdict_to_json_handles_arrays() -> None:
+    """BUG (reported): checks/verdict.py _clean calls .item() on anything with an ``item`` method, and
+    numpy arrays of size > 1 raise ValueError there, so a claim that stores an array in details crashes
+    to_json. Fix: convert np.ndarray with .tolist() (recursively cleaned) before the numpy-scalar branch."""
+    v = _verdict("verified", details={"eigs": np.array([1.0, math.inf]), "m": np.eye(2)})
+    back = json.loads(json.dumps(v.to_json(), allow_nan=False))
+    assert back["details"] == {"eigs": [1.0, "inf"], "m": [[1.0, 0.0], [0.0, 1.0]]}
+
+
+def test_verdict_to_json_handles_mpf() -> None:
+    """BUG (reported): an mpmath value in details (the high-precision checks produce them) passes through
+    _clean unchanged and json.dumps fails. Fix: convert mpmath.mpf to float (non-finite to its repr)."""
+    import mpmath
+
+    v = _verdict("verified", details={"err": mpmath.mpf("1e-40"), "inf": mpmath.inf})
+    back = json.loads(json.dumps(v.to_json(), allow_nan=False))
+    assert back["details"]["err"] == pytest.approx(1e-40) and back["details"]["inf"] == "inf"
