@@ -126,6 +126,15 @@ class Expr:
                 table[name] = sympy.Symbol(name)
             return table[name]
 
+        def div(a: Any, b: Any) -> Any:
+            if b == 0:
+                raise InvalidInput(f"{self.key}: division by zero in {_short(self.text)}")
+            return a / b
+
+        def pow_(a: Any, b: Any) -> Any:
+            self._check_pow(a, b)
+            return a**b
+
         funcs: dict[str, Callable[..., Any]] = {
             "exp": sympy.exp,
             "log": sympy.log,
@@ -133,37 +142,14 @@ class Expr:
             "abs": sympy.Abs,
             "min": sympy.Min,
             "max": sympy.Max,
+            "div": div,
+            "pow": pow_,
         }
 
-        def build(n: Node) -> Any:
-            op = n[0]
-            if op == "num":
-                return sympy.Rational(n[1]) if _is_decimal(n[1]) else sympy.Float(n[1])
-            if op == "sym":
-                return sym(n[1])
-            if op == "neg":
-                return -build(n[1])
-            if op == "pos":
-                return build(n[1])
-            if op == "call":
-                return funcs[n[1]](*(build(a) for a in n[2]))
-            a, b = build(n[1]), build(n[2])
-            if op == "add":
-                return a + b
-            if op == "sub":
-                return a - b
-            if op == "mul":
-                return a * b
-            if op == "div":
-                if b == 0:
-                    raise InvalidInput(f"{self.key}: division by zero in {_short(self.text)}")
-                return a / b
-            if op == "pow":
-                self._check_pow(a, b)
-                return a**b
-            raise AssertionError(op)  # pragma: no cover - the parser admits no other node
+        def num(text: str) -> Any:
+            return sympy.Rational(text) if _is_decimal(text) else sympy.Float(text)
 
-        return build(self.tree)
+        return self._evaluate({name: sym(name) for name in self.symbols}, num, funcs)
 
     def _check_pow(self, a: Any, b: Any) -> None:
         if getattr(a, "is_Number", False) and getattr(b, "is_Number", False):
@@ -181,6 +167,8 @@ class Expr:
     def _evaluate(
         self, values: Mapping[str, Any], num: Callable[[str], Any], fn: Mapping[str, Callable[..., Any]]
     ) -> Any:
+        """Walk the tree: literals through ``num``, symbols from ``values``, calls, ``pow`` and
+        (if given) ``div`` through ``fn``; +, -, * and plain division with the operands' own operators."""
         missing = sorted(self.symbols - set(values))
         if missing:
             raise InvalidInput(f"{self.key}: no value for symbol {missing[0]!r} in {_short(self.text)}")
@@ -205,7 +193,7 @@ class Expr:
             if op == "mul":
                 return a * b
             if op == "div":
-                return a / b
+                return fn["div"](a, b) if "div" in fn else a / b
             if op == "pow":
                 return fn["pow"](a, b)
             raise AssertionError(op)  # pragma: no cover
@@ -246,23 +234,13 @@ class Expr:
     def arb(self, values: Mapping[str, Any]) -> Any:
         """Evaluate with Arb balls (python-flint) at the current ``flint.ctx.prec``.
 
-        The caller sets the precision in a scoped helper (see :mod:`checks.quantities`).
+        The caller sets the precision in a scoped helper (:func:`proofs_numeric.certify.arb_prec`).
         ``min``/``max`` of balls are the balls of the pointwise min/max (Arb's own).
         A power with an integer literal exponent uses exact integer powering.
         """
         import flint
 
-        def amin(*xs: Any) -> Any:
-            out = xs[0]
-            for x in xs[1:]:
-                out = out.min(x)
-            return out
-
-        def amax(*xs: Any) -> Any:
-            out = xs[0]
-            for x in xs[1:]:
-                out = out.max(x)
-            return out
+        from proofs_numeric.certify import arb_max, arb_min
 
         def apow(a: Any, b: Any) -> Any:
             if b.is_exact() and b.is_integer():
@@ -274,8 +252,8 @@ class Expr:
             "log": lambda a: a.log(),
             "sqrt": lambda a: a.sqrt(),
             "abs": abs,
-            "min": amin,
-            "max": amax,
+            "min": lambda *xs: arb_min(xs),
+            "max": lambda *xs: arb_max(xs),
             "pow": apow,
         }
         vals = {k: v if isinstance(v, flint.arb) else flint.arb(v) for k, v in values.items()}

@@ -19,34 +19,42 @@ Each quantity is a number attached to an instance and a *sampling policy*
 - ``N_gen_bound``: :math:`d\, e^{2 D r} / r^2` (the I4 bound on the coverage threshold, section 5)
 - ``d, m, K, beta``: sizes and the KL weight
 
-Two independent evaluations of every quantity:
+Two independent evaluations of every quantity, both delegated to :mod:`proofs_numeric`:
 
-- :func:`evaluate`: mpmath at an explicit ``dps`` (built on :mod:`proofs_numeric.mp`;
-  generalized eigenvalues by Cholesky + ``mp.eigsy``);
-- :func:`enclose`: an Arb ball (python-flint) that certainly contains the value.
-  For the pencil quantities the enclosure is ``[Rayleigh quotient of the mpmath
-  eigenvector, hi]`` where ``hi`` is certified by an Arb LDL^T of ``hi B - A`` with
-  every pivot certified positive (so ``A < hi B`` in the Loewner order); the Rayleigh
-  quotient is a lower bound of the top eigenvalue for any vector.
+- :func:`evaluate`: mpmath at an explicit ``dps`` (:mod:`proofs_numeric.mp` matrices: the direct
+  pair sums ``pair_cov`` / ``fisher`` and the variance form ``expected_feature_cov``;
+  generalized eigenvalues and vectors from :func:`proofs_numeric.coverage.gen_eig_max_vec_mp`,
+  the other quantities from the ``*_mp`` functions of :mod:`proofs_numeric.coverage`);
+- :func:`enclose`: an Arb ball (python-flint) that certainly contains the value, from the
+  ``arb_*`` enclosures of :mod:`proofs_numeric.coverage` (Gram matrices in the Laplacian form
+  E17). For the pencil quantities the ball is the bracket of
+  :func:`proofs_numeric.certify.gen_eig_max` seeded with the mpmath eigenvector:
+  ``[Rayleigh quotient, hi]`` with ``hi B - A`` certified positive definite by an Arb LDL^T
+  (every pivot certified > 0), so the bracket is as tight as the mpmath vector is accurate.
 
-``flint.ctx.prec`` is only changed inside :func:`arb_prec` (restored on exit), mpmath's
-precision only inside ``mp.workdps``.
+``flint.ctx.prec`` is only changed inside :func:`proofs_numeric.certify.arb_prec` (restored on
+exit), mpmath's precision only inside ``mp.workdps``.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mpmath import mp, mpf
+from flint import arb
+from mpmath import mpf
 
+from proofs_numeric import coverage as cov
+from proofs_numeric import mp as pmp
+from proofs_numeric.certify import arb_prec, gen_eig_max, to_arb
 from proofs_numeric.errors import InvalidInput, check_dps
 from proofs_numeric.instance import Instance
 
 __all__ = ["Quantity", "QUANTITIES", "QuantityEvaluator", "evaluate", "enclose", "arb_prec", "names"]
+
+#: an mpmath mpf as the exact Arb number it is (kept for callers; it is :func:`proofs_numeric.certify.to_arb`)
+_mpf_to_arb = to_arb
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,9 @@ QUANTITIES: dict[str, Quantity] = {
     )
 }
 
+#: instance sizes and the KL weight: exact numbers read off the instance (no evaluation)
+_SIZES = ("d", "m", "K", "beta")
+
 
 def names() -> list[str]:
     """Every quantity name a claims file may use."""
@@ -116,73 +127,6 @@ def quantities_text() -> str:
     return "\n".join([*lines, "", note])
 
 
-def dps_to_prec(dps: int) -> int:
-    """Binary precision for ``dps`` decimal digits plus 16 guard bits."""
-    return int(math.ceil(dps * math.log2(10))) + 16
-
-
-@contextmanager
-def arb_prec(bits: int) -> Iterator[None]:
-    """Set ``flint.ctx.prec`` to ``bits`` for the block and restore it afterwards."""
-    import flint
-
-    old = flint.ctx.prec
-    flint.ctx.prec = bits
-    try:
-        yield
-    finally:
-        flint.ctx.prec = old
-
-
-def _mpf_to_arb(x: Any) -> Any:
-    """An mpmath mpf as the exact Arb number it is (mantissa * 2^exp, at any flint.ctx.prec)."""
-    import flint
-
-    # an mpf keeps its own precision: read its bits directly (mpf(x) would round to the global precision)
-    sign, man, exp, bc = (x if isinstance(x, mpf) else mpf(x))._mpf_
-    if man == 0:
-        return flint.arb(0)
-    with arb_prec(max(flint.ctx.prec, int(bc) + 8)):  # enough bits that the scaling is exact
-        val = flint.arb(flint.fmpz(-int(man) if sign else int(man)))
-        out = val * flint.arb(2) ** int(exp) if exp >= 0 else val / flint.arb(2) ** int(-exp)
-    return out
-
-
-# ------------------------------------------------------------------ mpmath
-def _gen_eig_mp(A: Any, B: Any, dps: int) -> tuple[Any, list[Any]]:
-    """Top generalized eigenvalue of (A, B), B positive definite: B = L L^T, eig of L^{-1} A L^{-T}."""
-    with mp.workdps(dps):
-        Am, Bm = mp.matrix(A), mp.matrix(B)
-        L = mp.cholesky(Bm)
-        Li = mp.inverse(L)
-        C = Li * Am * Li.T
-        C = (C + C.T) / 2
-        E, Q = mp.eigsy(C)
-        k = max(range(len(E)), key=lambda i: E[i])
-        v = Li.T * Q[:, k]
-        return +E[k], [v[i] for i in range(v.rows)]
-
-
-def _ldl_certified_pd(M: list[list[Any]]) -> bool:
-    """True only if the symmetric Arb matrix M is certainly positive definite (every LDL^T pivot > 0)."""
-    n = len(M)
-    L: list[list[Any]] = [[None] * n for _ in range(n)]
-    Dg: list[Any] = [None] * n
-    for k in range(n):
-        piv = M[k][k]
-        for j in range(k):
-            piv = piv - L[k][j] * L[k][j] * Dg[j]
-        if not piv > 0:
-            return False
-        Dg[k] = piv
-        for i in range(k + 1, n):
-            s = M[i][k]
-            for j in range(k):
-                s = s - L[i][j] * L[k][j] * Dg[j]
-            L[i][k] = s / piv
-    return True
-
-
 class QuantityEvaluator:
     """Evaluates quantities on one instance and one sampling policy, with memoization.
 
@@ -190,7 +134,8 @@ class QuantityEvaluator:
     ----------
     inst : the instance.
     theta : the sampling policy's parameter (pi = pi_theta; zeros give pi_ref).
-    dps : decimal digits for mpmath (>= 20) and, converted with 16 guard bits, for Arb.
+    dps : decimal digits for mpmath (>= 20) and, converted with 16 guard bits
+        (:func:`proofs_numeric.coverage.dps_to_prec`), for Arb (``self.prec``).
     params : claim parameters (``r``).
     """
 
@@ -203,266 +148,133 @@ class QuantityEvaluator:
         self.inst = inst
         self.theta = [float(t) for t in theta]
         self.dps = dps
-        self.prec = dps_to_prec(dps)
+        self.prec = cov.dps_to_prec(dps)
         self.params = dict(params or {})
         self._mp: dict[str, Any] = {}
         self._arb: dict[str, Any] = {}
 
-    # --------------------------------------------------------- mpmath side
-    def _mpv(self, key: str, fn: Callable[[], Any]) -> Any:
-        if key not in self._mp:
-            self._mp[key] = fn()
-        return self._mp[key]
+    @staticmethod
+    def _memo(cache: dict[str, Any], key: str, fn: Callable[[], Any]) -> Any:
+        if key not in cache:
+            cache[key] = fn()
+        return cache[key]
 
-    def value(self, name: str) -> Any:
-        """The quantity ``name`` as an mpf at ``dps`` digits."""
+    def _check(self, name: str) -> None:
         if name not in QUANTITIES:
             raise InvalidInput(f"quantity must be one of {', '.join(QUANTITIES)}, got {name!r}")
-        return self._mpv(name, lambda: getattr(self, f"_v_{name}")())
 
-    def _pol(self, which: str) -> Any:
-        from proofs_numeric import mp as P
+    def _th(self, which: str) -> list[float]:
+        """theta* for ``which == "star"``, else the sampling policy's theta."""
+        return self.inst.theta_star.tolist() if which == "star" else self.theta
 
-        th = self.inst.theta_star.tolist() if which == "star" else self.theta
-        return self._mpv(f"pol_{which}", lambda: P.policy(self.inst, th, self.dps))
+    # --------------------------------------------------------- mpmath side
+    def value(self, name: str) -> Any:
+        """The quantity ``name`` as an mpf at ``dps`` digits."""
+        self._check(name)
+        if name in _SIZES:
+            return mpf(getattr(self.inst, name))
+        return self._memo(self._mp, name, getattr(self, f"_v_{name}"))
 
-    def _pencil(self, kind: str) -> tuple[Any, list[Any]]:
-        from proofs_numeric import mp as P
+    def _lp(self, which: str) -> list[Any]:
+        """log pi(y|x) (m x K) at dps, proofs_numeric.mp.log_policy."""
+        th = self._th(which)
+        return self._memo(  # type: ignore[no-any-return]
+            self._mp,
+            f"lp_{which}",
+            lambda: [pmp.log_policy(self.inst, th, x, self.dps) for x in range(self.inst.m)],
+        )
 
-        def mats() -> tuple[Any, Any]:
-            inst, dps = self.inst, self.dps
+    def _mats(self, kind: str) -> tuple[Any, Any]:
+        """(A, B) of the pencil ``kind`` (Sigma, I at theta*, dev) for (pi*, pi) from proofs_numeric.mp."""
+
+        def build() -> tuple[Any, Any]:
+            inst, dps, ts = self.inst, self.dps, self.inst.theta_star.tolist()
+            if kind == "dev":
+                return tuple(pmp.expected_feature_cov(inst, self._th(w), dps) for w in ("star", "pi"))  # type: ignore[return-value]
+            qs = [pmp.onpolicy_pairs(inst, self._th(w), dps) for w in ("star", "pi")]
             if kind == "Sigma":
-                return (
-                    P.pair_cov(inst, P.policy_pairs(self._pol("star"), dps), dps),
-                    P.pair_cov(inst, P.policy_pairs(self._pol("pi"), dps), dps),
-                )
-            if kind == "I":
-                ts = inst.theta_star.tolist()
-                return (
-                    P.fisher(inst, P.policy_pairs(self._pol("star"), dps), ts, dps),
-                    P.fisher(inst, P.policy_pairs(self._pol("pi"), dps), ts, dps),
-                )
-            return (
-                P.expected_feature_cov(inst, inst.theta_star.tolist(), dps),
-                P.expected_feature_cov(inst, self.theta, dps),
-            )
+                return pmp.pair_cov(inst, qs[0], dps), pmp.pair_cov(inst, qs[1], dps)
+            return pmp.fisher(inst, qs[0], ts, dps), pmp.fisher(inst, qs[1], ts, dps)
 
-        def eig() -> tuple[Any, list[Any]]:
-            A, B = self._mpv(f"mats_{kind}", mats)
-            return _gen_eig_mp(A, B, self.dps)
+        return self._memo(self._mp, f"mats_{kind}", build)  # type: ignore[no-any-return]
 
-        return self._mpv(f"eig_{kind}", eig)  # type: ignore[no-any-return]
+    def _eig(self, kind: str) -> tuple[Any, list[Any] | None]:
+        """(lambda_max, eigenvector) of the pencil at dps (proofs_numeric.coverage.gen_eig_max_vec_mp)."""
+        return self._memo(  # type: ignore[no-any-return]
+            self._mp, f"eig_{kind}", lambda: cov.gen_eig_max_vec_mp(*self._mats(kind), self.dps)
+        )
 
     def _v_C_inf(self) -> Any:
-        star, pi = self._pol("star"), self._pol("pi")
-        with mp.workdps(self.dps):
-            return max(star[x][y] / pi[x][y] for x in range(self.inst.m) for y in range(self.inst.K))
+        return cov.c_inf_mp(self._lp("star"), self._lp("pi"), self.dps)
 
     def _v_C_Sigma(self) -> Any:
-        return self._pencil("Sigma")[0]
+        return self._eig("Sigma")[0]
 
     def _v_C_I(self) -> Any:
-        return self._pencil("I")[0]
+        return self._eig("I")[0]
 
     def _v_C_dev(self) -> Any:
-        return self._pencil("dev")[0]
+        return self._eig("dev")[0]
 
     def _v_tr_ratio(self) -> Any:
-        self._pencil("I")
-        A, B = self._mp["mats_I"]
-        with mp.workdps(self.dps):
-            X = mp.inverse(mp.matrix(B)) * mp.matrix(A)
-            return mp.fsum(X[i, i] for i in range(self.inst.d))
+        return cov.trace_ratio_mp(*self._mats("I"), self.dps)
 
     def _v_subopt(self) -> Any:
-        from proofs_numeric import mp as P
-
-        star, pi = self._pol("star"), self._pol("pi")
-        with mp.workdps(self.dps):
-            return mp.fsum(mpf(self.inst.rho[x]) * P.kl(pi[x], star[x], self.dps) for x in range(self.inst.m))
+        return cov.subopt_mp(self.inst, self.theta, self.dps)
 
     def _v_D(self) -> Any:
-        inst = self.inst
-        with mp.workdps(self.dps):
-            return max(
-                mp.sqrt(mp.fsum((mpf(a) - mpf(b)) ** 2 for a, b in zip(inst.phi[x, y], inst.phi[x, yp])))
-                for x in range(inst.m)
-                for y in range(inst.K)
-                for yp in range(inst.K)
-            )
+        return cov.diameter_mp(self.inst, self.dps)
 
     def _v_norm_theta_star(self) -> Any:
-        with mp.workdps(self.dps):
-            return mp.sqrt(mp.fsum(mpf(t) ** 2 for t in self.inst.theta_star))
+        return cov.dist_mp(self._th("star"), [0.0] * self.inst.d, self.dps)
 
     def _v_dist(self) -> Any:
-        with mp.workdps(self.dps):
-            return mp.sqrt(mp.fsum((mpf(a) - mpf(b)) ** 2 for a, b in zip(self.theta, self.inst.theta_star)))
+        return cov.dist_mp(self.theta, self._th("star"), self.dps)
 
     def _v_r(self) -> Any:
-        if "r" in self.params:
-            with mp.workdps(self.dps):
-                return mpf(self.params["r"])
-        return self.value("dist")
+        return mpf(float(self.params["r"])) if "r" in self.params else self.value("dist")
 
     def _v_N_gen_bound(self) -> Any:
-        D, r = self.value("D"), self.value("r")
-        with mp.workdps(self.dps):
-            if r == 0:
-                return mp.inf
-            return self.inst.d * mp.exp(2 * D * r) / r**2
-
-    def _v_d(self) -> Any:
-        return mpf(self.inst.d)
-
-    def _v_m(self) -> Any:
-        return mpf(self.inst.m)
-
-    def _v_K(self) -> Any:
-        return mpf(self.inst.K)
-
-    def _v_beta(self) -> Any:
-        return mpf(self.inst.beta)
+        return cov.n_gen_bound_mp(self.inst.d, self.value("D"), self.value("r"), self.dps)
 
     # ------------------------------------------------------------ Arb side
     def enclosure(self, name: str) -> Any:
         """An Arb ball certainly containing ``name``, or None when no enclosure could be certified."""
-        if name not in QUANTITIES:
-            raise InvalidInput(f"quantity must be one of {', '.join(QUANTITIES)}, got {name!r}")
-        if name not in self._arb:
-            with arb_prec(self.prec):
-                self._arb[name] = getattr(self, f"_a_{name}")()
-        return self._arb[name]
+        self._check(name)
+        with arb_prec(self.prec):
+            if name in _SIZES:
+                return to_arb(getattr(self.inst, name))
+            return self._memo(self._arb, name, getattr(self, f"_a_{name}"))
 
-    def _a(self, key: str, fn: Callable[[], Any]) -> Any:
-        if key not in self._arb:
-            self._arb[key] = fn()
-        return self._arb[key]
+    def _alp(self, which: str) -> list[list[arb]]:
+        """Enclosures of log pi(y|x) (proofs_numeric.coverage.arb_log_policy)."""
+        th = self._th(which)
+        return self._memo(self._arb, f"lp_{which}", lambda: cov.arb_log_policy(self.inst, th))  # type: ignore[no-any-return]
 
-    def _apol(self, which: str) -> list[list[Any]]:
-        """Arb probabilities pi(y|x) (log-sum-exp with the float max subtracted; exact inputs)."""
-        import flint
+    def _amats(self, kind: str) -> tuple[Any, Any]:
+        """Enclosures of the pencil (A, B) of ``kind`` (proofs_numeric.coverage arb_* matrices)."""
 
-        def build() -> list[list[Any]]:
-            inst = self.inst
-            th = inst.theta_star.tolist() if which == "star" else self.theta
-            tha = [flint.arb(t) for t in th]
-            out = []
-            for x in range(inst.m):
-                a = [
-                    flint.arb(float(inst.pi_ref[x, y])).log()
-                    + sum((tha[j] * flint.arb(float(inst.phi[x, y, j])) for j in range(inst.d)), flint.arb(0))
-                    for y in range(inst.K)
-                ]
-                top = flint.arb(max(float(ai.mid()) for ai in a))
-                s = sum(((ai - top).exp() for ai in a), flint.arb(0))
-                logZ = top + s.log()
-                out.append([(ai - logZ).exp() for ai in a])
-            return out
-
-        return self._a(f"pol_{which}", build)  # type: ignore[no-any-return]
-
-    def _az(self, x: int, y: int, yp: int) -> list[Any]:
-        import flint
-
-        return [
-            flint.arb(float(a)) - flint.arb(float(b))
-            for a, b in zip(self.inst.phi[x, y], self.inst.phi[x, yp])
-        ]
-
-    def _apair(self, probs: list[list[Any]], fisher_at: Sequence[float] | None) -> list[list[Any]]:
-        """Sum_x rho_x sum_{y != y'} p_y p_y' [beta^2 sigma'(beta <theta, z>)] z z^T in Arb."""
-        import flint
-
-        inst, d = self.inst, self.inst.d
-        acc = [[flint.arb(0) for _ in range(d)] for _ in range(d)]
-        b = flint.arb(inst.beta)
-        tha = [flint.arb(float(t)) for t in fisher_at] if fisher_at is not None else None
-        for x in range(inst.m):
-            rx = flint.arb(float(inst.rho[x]))
-            for y in range(inst.K):
-                for yp in range(inst.K):
-                    if y == yp:
-                        continue
-                    z = self._az(x, y, yp)
-                    w = rx * probs[x][y] * probs[x][yp]
-                    if tha is not None:
-                        u = b * sum((t * zi for t, zi in zip(tha, z)), flint.arb(0))
-                        e = (-abs(u)).exp()
-                        w = w * b * b * e / (1 + e) ** 2
-                    for i in range(d):
-                        wz = w * z[i]
-                        for j in range(i, d):
-                            acc[i][j] += wz * z[j]
-        for i in range(d):
-            for j in range(i):
-                acc[i][j] = acc[j][i]
-        return acc
-
-    def _adev(self, probs: list[list[Any]]) -> list[list[Any]]:
-        """E_x S_pi(x) in Arb (centred covariance of phi under pi(.|x))."""
-        import flint
-
-        inst, d = self.inst, self.inst.d
-        acc = [[flint.arb(0) for _ in range(d)] for _ in range(d)]
-        for x in range(inst.m):
-            rx = flint.arb(float(inst.rho[x]))
-            ph = [[flint.arb(float(inst.phi[x, y, j])) for j in range(d)] for y in range(inst.K)]
-            mu = [sum((probs[x][y] * ph[y][j] for y in range(inst.K)), flint.arb(0)) for j in range(d)]
-            for i in range(d):
-                for j in range(i, d):
-                    s = sum(
-                        ((ph[y][i] - mu[i]) * (ph[y][j] - mu[j]) * probs[x][y] for y in range(inst.K)),
-                        flint.arb(0),
-                    )
-                    acc[i][j] += rx * s
-        for i in range(d):
-            for j in range(i):
-                acc[i][j] = acc[j][i]
-        return acc
-
-    def _amats(self, kind: str) -> tuple[list[list[Any]], list[list[Any]]]:
         def build() -> tuple[Any, Any]:
-            star, pi = self._apol("star"), self._apol("pi")
+            inst = self.inst
+            ps, p = ([[v.exp() for v in row] for row in self._alp(w)] for w in ("star", "pi"))
             if kind == "Sigma":
-                return self._apair(star, None), self._apair(pi, None)
+                return cov.arb_pair_cov(inst, ps), cov.arb_pair_cov(inst, p)
             if kind == "I":
-                ts = self.inst.theta_star.tolist()
-                return self._apair(star, ts), self._apair(pi, ts)
-            return self._adev(star), self._adev(pi)
+                Is, I_ = cov.arb_fisher_pair(inst, [ps, p], inst.theta_star.tolist())
+                return Is, I_
+            return cov.arb_expected_cov(inst, ps), cov.arb_expected_cov(inst, p)
 
-        return self._a(f"mats_{kind}", build)  # type: ignore[no-any-return]
+        return self._memo(self._arb, f"mats_{kind}", build)  # type: ignore[no-any-return]
 
     def _apencil(self, kind: str) -> Any:
-        """Certified enclosure of the top generalized eigenvalue (see the module docstring)."""
-        import flint
-
-        A, B = self._amats(kind)
-        d = self.inst.d
-        lam, v = self._pencil(kind)
-        va = [_mpf_to_arb(t) for t in v]
-        num = sum((va[i] * A[i][j] * va[j] for i in range(d) for j in range(d)), flint.arb(0))
-        den = sum((va[i] * B[i][j] * va[j] for i in range(d) for j in range(d)), flint.arb(0))
-        if not den > 0:
+        """Certified bracket of the top generalized eigenvalue, seeded with the mpmath eigenvector."""
+        g = gen_eig_max(*self._amats(kind), self.prec, vector=self._eig(kind)[1])
+        if not (g.lo.is_finite() and g.hi.is_finite()):
             return None
-        lo = (num / den).lower()
-        lam_a = _mpf_to_arb(lam)
-        delta = flint.arb(2) ** (-(self.prec - 40))  # the mpmath eigenvalue is good to about dps digits
-        for _ in range(16):
-            hi = (lam_a + abs(lam_a) * delta + delta).upper()
-            M = [[hi * B[i][j] - A[i][j] for j in range(d)] for i in range(d)]
-            if _ldl_certified_pd(M):
-                return lo.union(hi)
-            delta = delta * 16
-        return None
+        return g.as_arb()
 
     def _a_C_inf(self) -> Any:
-        star, pi = self._apol("star"), self._apol("pi")
-        vals = [star[x][y] / pi[x][y] for x in range(self.inst.m) for y in range(self.inst.K)]
-        out = vals[0]
-        for v in vals[1:]:
-            out = out.max(v)
-        return out
+        return cov.arb_c_inf(self._alp("star"), self._alp("pi"))
 
     def _a_C_Sigma(self) -> Any:
         return self._apencil("Sigma")
@@ -474,88 +286,28 @@ class QuantityEvaluator:
         return self._apencil("dev")
 
     def _a_tr_ratio(self) -> Any:
-        import flint
-
-        A, B = self._amats("I")
-        try:
-            X = flint.arb_mat(B).solve(flint.arb_mat(A))
-        except (ZeroDivisionError, ValueError):
-            return None
-        return X.trace()
+        return cov.arb_trace_ratio(*self._amats("I"))
 
     def _a_subopt(self) -> Any:
-        import flint
-
-        star, pi = self._apol("star"), self._apol("pi")
-        inst = self.inst
-        return sum(
-            (
-                flint.arb(float(inst.rho[x])) * pi[x][y] * (pi[x][y].log() - star[x][y].log())
-                for x in range(inst.m)
-                for y in range(inst.K)
-            ),
-            flint.arb(0),
-        )
+        return cov.arb_subopt(self.inst, self._alp("pi"), self._alp("star"))
 
     def _a_D(self) -> Any:
-        import flint
-
-        inst = self.inst
-        out = flint.arb(0)
-        for x in range(inst.m):
-            for y in range(inst.K):
-                for yp in range(y + 1, inst.K):
-                    z = self._az(x, y, yp)
-                    out = out.max(sum((zi * zi for zi in z), flint.arb(0)).sqrt())
-        return out
+        return cov.arb_D(self.inst)
 
     def _a_norm_theta_star(self) -> Any:
-        import flint
-
-        return sum(
-            (flint.arb(float(t)) * flint.arb(float(t)) for t in self.inst.theta_star), flint.arb(0)
-        ).sqrt()
+        return cov.arb_dist(self._th("star"), [0.0] * self.inst.d)
 
     def _a_dist(self) -> Any:
-        import flint
-
-        diffs = [flint.arb(a) - flint.arb(float(b)) for a, b in zip(self.theta, self.inst.theta_star)]
-        return sum((t * t for t in diffs), flint.arb(0)).sqrt()
+        return cov.arb_dist(self.theta, self._th("star"))
 
     def _a_r(self) -> Any:
-        import flint
-
-        if "r" in self.params:
-            return flint.arb(float(self.params["r"]))
-        return self.enclosure("dist")
+        return arb(float(self.params["r"])) if "r" in self.params else self.enclosure("dist")
 
     def _a_N_gen_bound(self) -> Any:
-        import flint
-
         D, r = self.enclosure("D"), self.enclosure("r")
         if D is None or r is None or not r > 0:
             return None
-        return flint.arb(self.inst.d) * (2 * D * r).exp() / (r * r)
-
-    def _a_d(self) -> Any:
-        import flint
-
-        return flint.arb(self.inst.d)
-
-    def _a_m(self) -> Any:
-        import flint
-
-        return flint.arb(self.inst.m)
-
-    def _a_K(self) -> Any:
-        import flint
-
-        return flint.arb(self.inst.K)
-
-    def _a_beta(self) -> Any:
-        import flint
-
-        return flint.arb(self.inst.beta)
+        return cov.arb_n_gen_bound(self.inst.d, D, r)
 
 
 def evaluate(

@@ -53,7 +53,9 @@ from .instance import Instance
 
 __all__ = [
     "gen_eig_max_fast", "coverage_fast", "c_inf_fast", "c_sigma_fast", "c_fisher_fast", "c_dev_fast",
-    "gen_eig_max_mp", "coverage_mp",
+    "gen_eig_max_mp", "gen_eig_max_vec_mp", "coverage_mp", "c_inf_mp", "trace_ratio_mp", "subopt_mp",
+    "dist_mp", "diameter_mp", "n_gen_bound_mp",
+    "arb_subopt", "arb_dist", "arb_trace_ratio", "arb_n_gen_bound",
     "arb_theta", "arb_log_policy", "arb_policy", "arb_log_ratio_max", "arb_c_inf",
     "arb_pair_cov", "arb_fisher_pair", "arb_expected_cov", "arb_D_x", "arb_D",
     "ArbCoverage", "coverage_arb", "n_gen_upper", "n_gen_lower", "NGen",
@@ -135,10 +137,13 @@ def coverage_fast(inst: Instance, theta: Any, at: Any | None = None) -> dict[str
 
 
 # ====================================================================== mpmath
-def gen_eig_max_mp(A: Sequence[Sequence[Any]], B: Sequence[Sequence[Any]], dps: int) -> Any:
-    r"""\lambda_{max}(A, B) at ``dps`` digits: Cholesky whitening and mpmath's symmetric eigensolver.
+def gen_eig_max_vec_mp(
+    A: Sequence[Sequence[Any]], B: Sequence[Sequence[Any]], dps: int
+) -> tuple[Any, list[Any] | None]:
+    r"""(\lambda_{max}(A, B), v) at ``dps`` digits: Cholesky whitening B = L L^T, mpmath's symmetric
+    eigensolver on L^{-1} A L^{-T}, and the generalized eigenvector v = L^{-T} u of the top eigenvalue.
 
-    Returns mpmath ``inf`` when B is not positive definite (its Cholesky fails).
+    Returns (mpmath ``inf``, None) when B is not positive definite (its Cholesky fails).
     """
     check_dps(dps)
     with mp.workdps(dps):
@@ -150,12 +155,71 @@ def gen_eig_max_mp(A: Sequence[Sequence[Any]], B: Sequence[Sequence[Any]], dps: 
         try:
             L = mp.cholesky(b)
         except ValueError:
-            return mp.inf
+            return mp.inf, None
         Li = mp.inverse(L)
         M = Li * a * Li.T
         M = (M + M.T) / 2
-        ev = mp.eigsy(M, eigvals_only=True)
-        return max(ev[i] for i in range(n))
+        ev, Q = mp.eigsy(M)
+        k = max(range(n), key=lambda i: ev[i])
+        v = Li.T * Q[:, k]
+        return +ev[k], [v[i] for i in range(n)]
+
+
+def gen_eig_max_mp(A: Sequence[Sequence[Any]], B: Sequence[Sequence[Any]], dps: int) -> Any:
+    r"""\lambda_{max}(A, B) at ``dps`` digits (see :func:`gen_eig_max_vec_mp`).
+
+    Returns mpmath ``inf`` when B is not positive definite (its Cholesky fails).
+    """
+    return gen_eig_max_vec_mp(A, B, dps)[0]
+
+
+def c_inf_mp(lp_star: Sequence[Sequence[Any]], lp: Sequence[Sequence[Any]], dps: int) -> Any:
+    """C_inf(pi*; pi) = exp(max_{x,y} (log pi*(y|x) - log pi(y|x))) from m x K log-policies, at ``dps``."""
+    check_dps(dps)
+    with mp.workdps(dps):
+        return mp.exp(max(a - b for rs, r in zip(lp_star, lp) for a, b in zip(rs, r)))
+
+
+def trace_ratio_mp(A: Sequence[Sequence[Any]], B: Sequence[Sequence[Any]], dps: int) -> Any:
+    r"""tr(B^{-1} A) at ``dps`` digits (THEORY.md I6 with A = I_{q*}(\theta^*), B = I_{q_\pi}(\theta^*))."""
+    check_dps(dps)
+    with mp.workdps(dps):
+        X = mp.inverse(mp.matrix([[mpf(v) for v in row] for row in B])) * mp.matrix(
+            [[mpf(v) for v in row] for row in A]
+        )
+        return mp.fsum(X[i, i] for i in range(X.rows))
+
+
+def subopt_mp(inst: Instance, theta: Sequence[Any], dps: int) -> Any:
+    r"""E_x KL(\pi_\theta(.|x) \| \pi^*(.|x)) at ``dps`` digits (E4: J(\pi^*) - J(\pi) = \beta times it)."""
+    check_dps(dps)
+    star, pi = pmp.policy(inst, inst.theta_star.tolist(), dps), pmp.policy(inst, theta, dps)
+    with mp.workdps(dps):
+        return mp.fsum(mpf(float(inst.rho[x])) * pmp.kl(pi[x], star[x], dps) for x in range(inst.m))
+
+
+def dist_mp(a: Sequence[Any], b: Sequence[Any], dps: int) -> Any:
+    r"""\|a - b\|_2 at ``dps`` digits."""
+    check_dps(dps)
+    with mp.workdps(dps):
+        return mp.sqrt(mp.fsum((mpf(u) - mpf(v)) ** 2 for u, v in zip(a, b, strict=True)))
+
+
+def diameter_mp(inst: Instance, dps: int) -> Any:
+    r"""D = \max_x \max_{y,y'} \|\phi(x,y) - \phi(x,y')\|_2 at ``dps`` digits (THEORY.md section 1)."""
+    check_dps(dps)
+    pairs = [(x, y, yp) for x in range(inst.m) for y in range(inst.K) for yp in range(y + 1, inst.K)]
+    with mp.workdps(dps):
+        return max((dist_mp(inst.phi[x, y], inst.phi[x, yp], dps) for x, y, yp in pairs), default=mpf(0))
+
+
+def n_gen_bound_mp(d: int, D: Any, r: Any, dps: int, rate: float = 2.0) -> Any:
+    r"""d e^{rate D r} / r^2 at ``dps`` digits (the I4 bound on N_gen(r)); mpmath ``inf`` when r = 0."""
+    check_dps(dps)
+    with mp.workdps(dps):
+        if r == 0:
+            return mp.inf
+        return d * mp.exp(mpf(rate) * D * r) / mpf(r) ** 2
 
 
 def coverage_mp(
@@ -174,7 +238,7 @@ def coverage_mp(
     with mp.workdps(dps):
         lps = [pmp.log_policy(inst, ts, x, dps) for x in range(inst.m)]
         lp = [pmp.log_policy(inst, theta, x, dps) for x in range(inst.m)]
-        c_inf = mp.exp(max(a - b for rs, r in zip(lps, lp) for a, b in zip(rs, r)))
+        c_inf = c_inf_mp(lps, lp, dps)
         qs = pmp.policy_pairs([[mp.exp(v) for v in row] for row in lps], dps)
         q = pmp.policy_pairs([[mp.exp(v) for v in row] for row in lp], dps)
         return {
@@ -251,6 +315,38 @@ def arb_log_ratio_max(lp_star: list[list[arb]], lp: list[list[arb]]) -> arb:
 def arb_c_inf(lp_star: list[list[arb]], lp: list[list[arb]]) -> arb:
     """Enclosure of C_inf(pi*; pi) from enclosures of the two log-policies."""
     return arb_log_ratio_max(lp_star, lp).exp()
+
+
+def arb_subopt(inst: Instance, lp: list[list[arb]], lp_star: list[list[arb]]) -> arb:
+    r"""Enclosure of E_x KL(\pi(.|x) \| \pi^*(.|x)) = \sum_x \rho(x)\sum_y \pi(y|x)(\log\pi - \log\pi^*)(y|x) (E4)."""
+    out = arb(0)
+    for x in range(inst.m):
+        for a, b in zip(lp[x], lp_star[x]):
+            out += arb(float(inst.rho[x])) * a.exp() * (a - b)
+    return out
+
+
+def arb_dist(a: Sequence[Any], b: Sequence[Any]) -> arb:
+    r"""Enclosure of \|a - b\|_2 (entries converted exactly)."""
+    s = arb(0)
+    for u, v in zip(a, b, strict=True):
+        t = to_arb(u) - to_arb(v)
+        s += t * t
+    return s.sqrt()
+
+
+def arb_trace_ratio(A: arb_mat, B: arb_mat) -> arb | None:
+    r"""Enclosure of tr(B^{-1} A) (I6), or None when the ball solve cannot certify B invertible."""
+    try:
+        X = B.solve(A)
+    except (ZeroDivisionError, ValueError):
+        return None
+    return X.trace()
+
+
+def arb_n_gen_bound(d: int, D: arb, r: arb, rate: float = 2.0) -> arb:
+    r"""Enclosure of d e^{rate D r} / r^2 (I4) from enclosures of D and r."""
+    return arb(d) * (to_arb(float(rate)) * D * r).exp() / (r * r)
 
 
 def _diag(v: Sequence[arb]) -> arb_mat:
@@ -454,8 +550,7 @@ def n_gen_upper(inst: Instance, r: float, prec: int, rate: float = 2.0) -> arb:
     if not (isinstance(r, (int, float)) and math.isfinite(r) and r > 0):
         raise InvalidInput(f"r must be a finite number > 0, got r={r!r}")
     with arb_prec(prec):
-        rr = to_arb(float(r))
-        return arb(inst.d) * (to_arb(float(rate)) * arb_D(inst) * rr).exp() / (rr * rr)
+        return arb_n_gen_bound(inst.d, arb_D(inst), to_arb(float(r)), rate)
 
 
 def n_gen_lower(inst: Instance, r: float, prec: int, n_dirs: int = 64, seed: int = 0) -> NGen:
