@@ -449,3 +449,22 @@ def test_generator_bad_input(kwargs: dict[str, Any], pattern: str) -> None:
 def test_preset_bad_name() -> None:
     with pytest.raises(InvalidInput, match=r"preset must be one of .*got preset='W2'"):
         preset("W2")
+
+
+def test_D_matches_definition() -> None:
+    """D_x = max_{y,y'} ||phi(x,y) - phi(x,y')||_2 (THEORY.md section 1)."""
+    inst = Instance.from_dict(base())
+    z = inst.phi[:, :, None, :] - inst.phi[:, None, :, :]
+    expect = [max(float(np.linalg.norm(v)) for v in z[x].reshape(-1, inst.d)) for x in range(inst.m)]
+    np.testing.assert_allclose(inst.D_x, expect, rtol=1e-15)
+    assert inst.D == max(expect)
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e200])
+def test_D_without_overflow_or_underflow(scale: float) -> None:
+    """BUG (reported): instance.py D_x squares the differences, so ||z|| = 1e-200 gives D = 0 and
+    ||z|| = 1e200 overflows (RuntimeWarning, D = inf) on a valid instance. Fix: np.hypot.reduce(diff, axis=-1)
+    or scale by the largest |z| before squaring."""
+    inst = Instance(np.array([1.0]), np.array([[[0.0, 0.0], [3 * scale, 4 * scale], [scale, 0.0]]]),
+                    np.array([[0.25, 0.25, 0.5]]), 1.0, np.array([0.0, 0.0]))
+    assert inst.D == pytest.approx(5 * scale, rel=1e-15, abs=0)
