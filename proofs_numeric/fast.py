@@ -112,7 +112,7 @@ def population_loss(inst: Instance, q: Any, theta: Any) -> float:
 def population_grad(inst: Instance, q: Any, theta: Any) -> F:
     q = np.asarray(q, dtype=np.float64)
     b = inst.beta
-    c = b * (sigma(b * _scores(inst, theta)) - sigma(b * _scores(inst, inst.theta_star)))
+    c = 0.5 * b * (np.tanh(0.5 * b * _scores(inst, theta)) - np.tanh(0.5 * b * _scores(inst, inst.theta_star)))
     return np.asarray(np.einsum("x,xab,xab,xabd->d", inst.rho, q, c, _z(inst)))
 
 

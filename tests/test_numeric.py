@@ -353,3 +353,27 @@ def test_bad_arguments() -> None:
         M.dpo_loss(inst, [0.0, 0.0], 0, 0, 1, 0, 30)
     with pytest.raises(InvalidInput, match=r"q must have shape \(m, K, K\)=\(2, 3, 3\)"):
         M.fisher(inst, [[[0.5]]], [0.0, 0.0], 30)
+
+
+EXTREME_BETAS = [1e-8, 1e-4, 1e4, 1e8]
+
+
+@pytest.mark.parametrize(("name", "f_fast", "f_mp"), QUANTITIES, ids=[q[0] for q in QUANTITIES])
+@pytest.mark.parametrize("beta", EXTREME_BETAS)
+def test_fast_agrees_with_mp_at_extreme_beta(beta: float, name: str, f_fast: Callable[..., Any], f_mp: Callable[..., Any]) -> None:
+    """beta from 1e-8 to 1e8 on generic instances. population_grad needs sigma(a) - sigma(b) as
+    (tanh(a/2) - tanh(b/2))/2: the plain difference of two values near 1/2 lost 8 digits at beta = 1e-8."""
+    for seed in range(2):
+        inst = generate("generic", seed, m=2, K=3, d=2, beta=beta)
+        th = np.random.default_rng(seed).standard_normal(inst.d)
+        q = q_of(inst, th, "onpolicy")
+        val = np.asarray(f_fast(inst, th, q), dtype=np.float64)
+        ref = to_np(f_mp(inst, th.tolist(), q.tolist()))
+        assert np.all(np.isfinite(val))
+        if np.abs(ref).max(initial=0.0) < 1e-280:
+            # e^{-beta |h|} below float64's normal range (beta = 1e4, 1e8 Hessians): not representable,
+            # the float path must give (near) zero rather than garbage
+            assert np.abs(val).max(initial=0.0) < 1e-280, name
+            continue
+        err = normwise(val, ref)
+        assert err <= RTOL, f"{name} at beta={beta:g}: normwise relative error {err:.3g} > {RTOL:g}"
