@@ -195,9 +195,9 @@ def test_scalar_functions_stable(u: float) -> None:
         with mpmath.workdps(DPS + int(abs(u) / 2) + 20 if abs(u) < 1e5 else DPS):
             if abs(u) < 1e5:
                 e = mpmath.exp(mpmath.mpf(u))
-                assert mpmath.almosteq(refs["sigma"], e / (1 + e), rel_eps=mpmath.mpf(10) ** -25)
-                assert mpmath.almosteq(refs["sigma_prime"], e / (1 + e) ** 2, rel_eps=mpmath.mpf(10) ** -25)
-                assert mpmath.almosteq(refs["softplus"], mpmath.log(1 + e), rel_eps=mpmath.mpf(10) ** -25)
+                assert mpmath.almosteq(refs["sigma"], e / (1 + e), rel_eps=mpmath.mpf(10) ** -25, abs_eps=0)
+                assert mpmath.almosteq(refs["sigma_prime"], e / (1 + e) ** 2, rel_eps=mpmath.mpf(10) ** -25, abs_eps=0)
+                assert mpmath.almosteq(refs["softplus"], mpmath.log(1 + e), rel_eps=mpmath.mpf(10) ** -25, abs_eps=0)
     for name, ref in refs.items():
         val = float(getattr(fast, name)(u))
         _close(val, ref)
@@ -211,7 +211,7 @@ def test_naive_sigma_prime_underflows_where_the_stable_form_does_not() -> None:
     naive = s * (1.0 - s)
     with mpmath.workdps(DPS):
         ref = M.sigma_prime(u)
-        assert mpmath.almosteq(ref, mpmath.exp(-40) / (1 + mpmath.exp(-40)) ** 2, rel_eps=mpmath.mpf(10) ** -28)
+        assert mpmath.almosteq(ref, mpmath.exp(-40) / (1 + mpmath.exp(-40)) ** 2, rel_eps=mpmath.mpf(10) ** -28, abs_eps=0)
     assert naive == 0.0
     assert 4.2e-18 < float(ref) < 4.3e-18
     stable = float(fast.sigma_prime(u))
@@ -253,7 +253,7 @@ def test_loss_value_at_huge_margin() -> None:
     assert fast.dpo_loss(inst, np.array([1e9]), 0, 0, 1, 1) == 1e9
     with mpmath.workdps(DPS):
         tiny = M.dpo_loss(inst, [1e9], 0, 1, 0, 1, DPS)
-        assert tiny > 0 and mpmath.almosteq(mpmath.log(tiny), -1e9, rel_eps=mpmath.mpf(10) ** -25)
+        assert tiny > 0 and mpmath.almosteq(mpmath.log(tiny), -1e9, rel_eps=mpmath.mpf(10) ** -25, abs_eps=0)
 
 
 # -------------------------------------------------------------- precision hygiene
@@ -377,3 +377,39 @@ def test_fast_agrees_with_mp_at_extreme_beta(beta: float, name: str, f_fast: Cal
             continue
         err = normwise(val, ref)
         assert err <= RTOL, f"{name} at beta={beta:g}: normwise relative error {err:.3g} > {RTOL:g}"
+
+
+# ------------------------------------------- 1 - sigma(u) at large margins (reported bug)
+def _star_pair(u_star: float) -> Instance:
+    """K = 2, d = 1, z(0, 1) = -1, z(1, 0) = 1, beta = 1, theta* = u_star: the BT margins are +-u_star."""
+    return Instance(np.array([1.0]), np.array([[[0.0], [1.0]]]), np.array([[0.5, 0.5]]), 1.0, np.array([u_star]))
+
+
+@pytest.mark.parametrize("u_star", [50.0, 100.0])
+def test_mp_score_outer_at_large_bt_margin(u_star: float) -> None:
+    """BUG (reported): mp.score_outer / population_loss / population_grad weight label o = -1 by 1 - p with
+    p = sigma(beta <theta*, z>); for beta <theta*, z> = 100, 1 - p = e^{-100} = 3.7e-44 is lost at dps 30,
+    yet it multiplies the dominant term. E11 (score outer = I_q(theta*)) then fails. Fix: 1 - p = sigma(-beta h*)."""
+    inst = _star_pair(u_star)
+    q = [[[0.0, 0.5], [0.5, 0.0]]]
+    ts = inst.theta_star.tolist()
+    with mpmath.workdps(DPS):
+        outer = M.score_outer(inst, q, ts, DPS)[0][0]
+        fisher = M.fisher(inst, q, ts, DPS)[0][0]
+        assert mpmath.almosteq(outer, fisher, rel_eps=mpmath.mpf(10) ** -25, abs_eps=0), (outer, fisher)
+        truth = M.population_loss(inst, q, ts, 200)
+        loss = M.population_loss(inst, q, ts, DPS)
+        assert mpmath.almosteq(loss, truth, rel_eps=mpmath.mpf(10) ** -25, abs_eps=0), (loss, truth)
+
+
+def test_fast_score_outer_at_large_bt_margin() -> None:
+    """The same in float64 (reported bug): at beta h* = 50, 1 - sigma(50) is 0 in float64 and fast.score_outer
+    returns e^{-100} instead of I_q(theta*) = sigma'(50) = 1.9e-22. Fix: sigma(-beta h*) for 1 - p."""
+    inst = _star_pair(50.0)
+    q = np.array([[[0.0, 0.5], [0.5, 0.0]]])
+    ref = float(fast.fisher(inst, q, inst.theta_star)[0, 0])
+    assert 1.9e-22 < ref < 2.0e-22
+    assert float(fast.score_outer(inst, q, inst.theta_star)[0, 0]) == pytest.approx(ref, rel=1e-12, abs=0)
+    with mpmath.workdps(60):
+        truth = float(M.population_loss(inst, q.tolist(), inst.theta_star.tolist(), 60))
+    assert fast.population_loss(inst, q, inst.theta_star) == pytest.approx(truth, rel=1e-12, abs=0)

@@ -251,4 +251,4 @@ def test_verdict_to_json_handles_mpf() -> None:
 
     v = _verdict("verified", details={"err": mpmath.mpf("1e-40"), "inf": mpmath.inf})
     back = json.loads(json.dumps(v.to_json(), allow_nan=False))
-    assert back["details"]["err"] == pytest.approx(1e-40) and back["details"]["inf"] == "inf"
+    assert back["details"]["err"] == pytest.approx(1e-40, rel=1e-12, abs=0) and back["details"]["inf"] == "inf"
