@@ -38,7 +38,7 @@ from checks.registry import RunOptions, all_claims
 from checks.runner import default_instances, run_claim
 from proofs_numeric import mp as M
 from proofs_numeric.errors import PrecisionError
-from proofs_numeric.generate import preset
+from proofs_numeric.generate import generate, preset
 from proofs_numeric.instance import Instance
 
 IDENTITIES = ["E1", "E2", "E3", "E4", "E5", "E6", "E7", "E8", "E9", "E10", "E11", "E12", "E17"]
@@ -303,3 +303,16 @@ def test_mp_sides_leave_precision_alone() -> None:
     assert mpmath.mp.dps == 15 and len(vals) == inst.d**2
     ref = M.fisher(inst, M.onpolicy_pairs(inst, inst.theta_star.tolist(), 40), inst.theta_star.tolist(), 40)
     assert vals == [v for row in ref for v in row]
+
+
+@pytest.mark.parametrize("cid", ["E5", "E7", "E8", "E10", "E11"])
+def test_identities_hold_at_beta_1e8(cid: str) -> None:
+    """BUG (reported): beta from 1e-8 to 1e8 is in the issue's range, but at beta = 1e8 and dps 30 these
+    identities are refuted although they hold. E5/E7/E8/E10: rounding of beta <theta, z> at dps is amplified by
+    |beta <theta, z>| (exp and the beta-scaled margin), i.e. ~8 digits, beyond the fixed 20-bit guard of
+    tol(dps) (theory_self / numeric_self fail at ~1e-24 > 1e-25). Fix: evaluate both sides with
+    ceil(log10(max(1, beta D max(||theta||, ||theta*||)))) extra digits (or scale tol by that condition).
+    E11 also needs mp.score_outer to use sigma(-beta h*) for 1 - p (see test_numeric)."""
+    inst = generate("generic", 0, m=2, K=3, d=2, beta=1e8, name="beta1e8")
+    res = crosscheck_instance(identities.SPECS[cid], inst, RunOptions(dps=30))
+    assert res.status == "verified", res.details.get("failures")
