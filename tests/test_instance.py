@@ -468,3 +468,13 @@ def test_D_without_overflow_or_underflow(scale: float) -> None:
     inst = Instance(np.array([1.0]), np.array([[[0.0, 0.0], [3 * scale, 4 * scale], [scale, 0.0]]]),
                     np.array([[0.25, 0.25, 0.5]]), 1.0, np.array([0.0, 0.0]))
     assert inst.D == pytest.approx(5 * scale, rel=1e-15, abs=0)
+
+
+@pytest.mark.parametrize("call", [lambda: generate("generic", -1), lambda: random_instances(2, seed=-1),
+                                  lambda: random_instances(-1)], ids=["generate-seed", "random-seed", "random-n"])
+def test_generator_bad_seed_or_count(call: Callable[[], Any]) -> None:
+    """BUG (reported): a negative seed reaches numpy and raises a bare ValueError ("expected non-negative
+    integer"), not InvalidInput, so a CLI passing a user's seed prints a traceback (crosscheck did; fixed
+    there); random_instances(-1) silently returns []. Fix: validate seed >= 0 and n >= 0 in generate/random_instances."""
+    with pytest.raises(InvalidInput, match=r"(seed|n) must be"):
+        call()
