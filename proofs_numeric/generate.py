@@ -25,8 +25,10 @@ FAMILIES = ("generic", "poor_coverage", "near_collinear", "two_response")
 
 
 def _softmax_rows(logits: np.ndarray) -> np.ndarray:
+    """Row softmax, max subtracted; probabilities that would underflow are floored at the
+    smallest normal float64 (an instance needs pi_ref > 0) and the rows renormalized."""
     z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
+    e = np.maximum(np.exp(z), np.finfo(np.float64).tiny)
     p = e / e.sum(axis=-1, keepdims=True)
     return np.asarray(p / p.sum(axis=-1, keepdims=True))
 
@@ -89,7 +91,8 @@ def generate(
     u = rng.standard_normal(d)
     theta = theta_norm * u / np.linalg.norm(u)
     if family == "poor_coverage":
-        logits = -tilt * beta * np.einsum("xyd,d->xy", phi, theta)
+        # pi* = pi_ref e^{<theta*, phi>} (no beta: THEORY.md section 2), so tilt in the same units
+        logits = -tilt * np.einsum("xyd,d->xy", phi, theta)
     else:
         logits = rng.standard_normal((m, K))
     pi_ref = _softmax_rows(logits)
