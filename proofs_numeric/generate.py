@@ -33,6 +33,13 @@ def _softmax_rows(logits: np.ndarray) -> np.ndarray:
     return np.asarray(p / p.sum(axis=-1, keepdims=True))
 
 
+def _check_seed(seed: Any) -> None:
+    if seed is None or isinstance(seed, np.random.Generator):
+        return
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidInput(f"seed must be a non-negative integer, got seed={seed!r}")
+
+
 def _rho(rng: np.random.Generator, m: int) -> np.ndarray:
     rho = rng.dirichlet(np.full(m, 2.0)) + 0.05 / m
     return np.asarray(rho / rho.sum())
@@ -68,6 +75,7 @@ def generate(
     for key, val, lo in (("m", m, 1), ("K", K, 2), ("d", d, 1)):
         if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < lo:
             raise InvalidInput(f"{key} must be an integer >= {lo}, got {key}={val!r}")
+    _check_seed(seed)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     if family == "two_response":
         K = 2
@@ -130,6 +138,9 @@ def random_instances(
     n: int, seed: int = 0, *, families: tuple[str, ...] = ("generic", "two_response", "near_collinear"), **kwargs: Any
 ) -> list[Instance]:
     """``n`` instances cycling through ``families``, instance i drawn from seed (seed, i)."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise InvalidInput(f"n must be a non-negative integer, got n={n!r}")
+    _check_seed(seed)
     out = []
     for i in range(n):
         fam = families[i % len(families)]

@@ -32,7 +32,14 @@ FloatArray = NDArray[np.float64]
 
 def _as_array(value: Any, name: str, ndim: int) -> FloatArray:
     try:
-        arr = np.array(value, dtype=np.float64)
+        raw = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInstance(f"{name} must be a numeric array, got {_short(value)} ({exc})") from None
+    if raw.dtype.kind not in "iuf":
+        # strings, booleans, None or ragged lists: refuse rather than let numpy coerce them
+        raise InvalidInstance(f"{name} must be a numeric array (numbers only, no text or booleans), got {_short(value)}")
+    try:
+        arr = np.array(raw, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise InvalidInstance(f"{name} must be a numeric array, got {_short(value)} ({exc})") from None
     if arr.ndim != ndim:
@@ -134,8 +141,12 @@ class Instance:
     @property
     def D_x(self) -> FloatArray:
         """D_x = max_{y,y'} ||phi(x,y) - phi(x,y')||_2 per context (float64)."""
-        diff = self.phi[:, :, None, :] - self.phi[:, None, :, :]
-        return np.asarray(np.sqrt((diff**2).sum(-1)).max(axis=(1, 2)), dtype=np.float64)
+        diff = np.abs(self.phi[:, :, None, :] - self.phi[:, None, :, :])
+        # scaled 2-norm: neither underflows for |z| ~ 1e-200 nor overflows for |z| ~ 1e200
+        big = diff.max(axis=-1, keepdims=True)
+        safe = np.where(big > 0, big, 1.0)
+        norms = big[..., 0] * np.sqrt(((diff / safe) ** 2).sum(-1))
+        return np.asarray(norms.max(axis=(1, 2)), dtype=np.float64)
 
     @property
     def D(self) -> float:
