@@ -104,8 +104,8 @@ def population_loss(inst: Instance, q: Any, theta: Any) -> float:
     q = np.asarray(q, dtype=np.float64)
     b = inst.beta
     h, hs = _scores(inst, theta), _scores(inst, inst.theta_star)
-    p = sigma(b * hs)
-    val = p * softplus(-b * h) + (1 - p) * softplus(b * h)
+    p, pc = sigma(b * hs), sigma(-b * hs)  # pc = 1 - p without cancellation
+    val = p * softplus(-b * h) + pc * softplus(b * h)
     return float(np.einsum("x,xab,xab->", inst.rho, q, val))
 
 
@@ -150,7 +150,8 @@ def score_outer(inst: Instance, q: Any, theta: Any) -> F:
     b = inst.beta
     h = _scores(inst, theta)
     p = sigma(b * _scores(inst, inst.theta_star))
-    g2 = b**2 * (p * sigma(-b * h) ** 2 + (1 - p) * sigma(b * h) ** 2)
+    pc = sigma(-b * _scores(inst, inst.theta_star))  # 1 - p without cancellation
+    g2 = b**2 * (p * sigma(-b * h) ** 2 + pc * sigma(b * h) ** 2)
     z = _z(inst)
     return np.asarray(np.einsum("x,xab,xab,xabi,xabj->ij", inst.rho, q, g2, z, z))
 

@@ -210,7 +210,7 @@ class Instance:
     def save(self, path: str | Path) -> None:
         """Write as TOML (``.toml``) or JSON (any other suffix), atomically."""
         path = Path(path)
-        text = self.to_toml() if path.suffix == ".toml" else self.to_json()
+        text = self.to_toml() if path.suffix.lower() == ".toml" else self.to_json()
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(text)
         tmp.replace(path)
@@ -223,10 +223,11 @@ class Instance:
             text = path.read_text()
         except OSError as exc:
             raise InvalidInstance(f"instance file {str(path)!r} cannot be read: {exc.strerror}") from None
+        is_toml = path.suffix.lower() == ".toml"
         try:
-            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+            data = tomllib.loads(text) if is_toml else json.loads(text)
         except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-            raise InvalidInstance(f"instance file {str(path)!r} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
+            raise InvalidInstance(f"instance file {str(path)!r} is not valid {'TOML' if is_toml else 'JSON'}: {exc}") from None
         return cls.from_dict(data)
 
     def __repr__(self) -> str:

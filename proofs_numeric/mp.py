@@ -228,8 +228,8 @@ def population_loss(inst: Instance, q: Any, theta: Sequence[Any], dps: int) -> A
         terms = []
         for *_idx, w, z in _pairs(inst, q):
             h, hs = dot(th, z), dot(ts, z)
-            p = sigma(b * hs)
-            terms.append(w * (p * softplus(-b * h) + (1 - p) * softplus(b * h)))
+            p, pc = sigma(b * hs), sigma(-b * hs)  # pc = 1 - p without cancellation
+            terms.append(w * (p * softplus(-b * h) + pc * softplus(b * h)))
         # the y == y' pairs contribute log 2 each (z = 0)
         diag = mp.fsum(mpf(inst.rho[x]) * mpf(q[x][y][y]) for x in range(inst.m) for y in range(inst.K))
         return mp.fsum(terms) + diag * mp.log(2)
@@ -243,11 +243,12 @@ def population_grad(inst: Instance, q: Any, theta: Sequence[Any], dps: int) -> V
         th, ts, b = _v(theta), _theta_star(inst), mpf(inst.beta)
         acc: list[list[Any]] = [[] for _ in range(inst.d)]
         for x, y, yp, w, z in _pairs(inst, q):
-            p = sigma(b * dot(ts, z))
+            hs = dot(ts, z)
+            p, pc = sigma(b * hs), sigma(-b * hs)  # pc = 1 - p without cancellation
             gp = dpo_grad(inst, theta, x, y, yp, 1, dps)
             gm = dpo_grad(inst, theta, x, y, yp, -1, dps)
             for j in range(inst.d):
-                acc[j].append(w * (p * gp[j] + (1 - p) * gm[j]))
+                acc[j].append(w * (p * gp[j] + pc * gm[j]))
         del th
         return [mp.fsum(a) for a in acc]
 
@@ -291,8 +292,8 @@ def score_outer(inst: Instance, q: Any, theta: Sequence[Any], dps: int) -> Mat:
         ts, b, d = _theta_star(inst), mpf(inst.beta), inst.d
         acc: list[list[list[Any]]] = [[[] for _ in range(d)] for _ in range(d)]
         for x, y, yp, w, z in _pairs(inst, q):
-            p = sigma(b * dot(ts, z))
-            for o, po in ((1, p), (-1, 1 - p)):
+            hs = dot(ts, z)
+            for o, po in ((1, sigma(b * hs)), (-1, sigma(-b * hs))):  # P(o) = sigma(o beta h*), no 1 - p
                 g = dpo_grad(inst, theta, x, y, yp, o, dps)
                 for i in range(d):
                     for j in range(d):

@@ -141,8 +141,10 @@ def population_loss(cs: ContextSymbols) -> sp.Expr:
     r"""L_x(\theta) = \sum_{y\ne y'} q_{yy'}[p^*\,l(\theta; +1) + (1-p^*)\,l(\theta; -1)], p^* = \sigma(\beta\langle\theta^*, z\rangle)."""
     terms = []
     for y, yp in cs.pairs:
-        ps = sigma(cs.beta * cs.dot_theta(cs.z(y, yp), star=True))
-        terms.append(cs.q[y, yp] * (ps * loss_closed(cs, y, yp, 1) + (1 - ps) * loss_closed(cs, y, yp, -1)))
+        hs = cs.dot_theta(cs.z(y, yp), star=True)
+        # BT label probabilities P(o) = sigma(o beta h*): 1 - sigma(u) written as sigma(-u) (no cancellation)
+        ps, pm = sigma(cs.beta * hs), sigma(-cs.beta * hs)
+        terms.append(cs.q[y, yp] * (ps * loss_closed(cs, y, yp, 1) + pm * loss_closed(cs, y, yp, -1)))
     return sp.Add(*terms)
 
 
@@ -190,7 +192,7 @@ def e11(K: int, d: int, weight: str = "sigma_prime") -> Derivation:
     for y, yp in cs.pairs:
         z = cs.z(y, yp)
         ps = sigma(cs.beta * cs.dot_theta(z, star=True))
-        for o, po in ((1, ps), (-1, 1 - ps)):
+        for o, po in ((1, ps), (-1, sigma(-cs.beta * cs.dot_theta(z, star=True)))):
             g = _at_star(gradient(loss_closed(cs, y, yp, o), cs), cs)
             out += cs.q[y, yp] * po * (g * g.T)
     return Derivation(
