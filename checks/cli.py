@@ -57,8 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
         if not getattr(args, "_run", None):
-            parser.print_help()
-            return 2
+            names = ", ".join(m.NAME for m in _commands())
+            raise UsageError(f"prefcheck: a command is required (one of {names}; see prefcheck --help)")
         return int(args._run(args))
     except UsageError as exc:
         print(str(exc).splitlines()[0], file=sys.stderr)

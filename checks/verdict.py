@@ -13,6 +13,9 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+import mpmath
+import numpy as np
+
 Status = Literal["verified", "certified", "refuted", "consistent", "rejected", "inconclusive", "error"]
 STATUSES: tuple[str, ...] = ("verified", "certified", "refuted", "consistent", "rejected", "inconclusive", "error")
 #: Statuses that mean "the claim holds on what was checked".
@@ -38,8 +41,12 @@ def _clean(value: Any) -> Any:
         return {str(k): _clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy scalar
+    if isinstance(value, np.ndarray):
+        return _clean(value.tolist())
+    if isinstance(value, np.generic):  # numpy scalar
         return _clean(value.item())
+    if isinstance(value, mpmath.mpf):
+        return _clean(float(value))
     return value
 
 

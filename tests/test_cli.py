@@ -144,8 +144,9 @@ def test_bad_input_writes_no_json(capsys: pytest.CaptureFixture[str], tmp_path: 
 
 
 def test_no_subcommand_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys)
-    assert code == 2 and "crosscheck" in out and "derive" in out
+    code, out, err = run(capsys)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "crosscheck" in err and "derive" in err
 
 
 # ------------------------------------------------------------------ subprocess
