@@ -240,7 +240,7 @@ def population_grad(inst: Instance, q: Any, theta: Sequence[Any], dps: int) -> V
     check_dps(dps)
     _check_q(inst, q)
     with mp.workdps(dps):
-        th, ts, b = _v(theta), _theta_star(inst), mpf(inst.beta)
+        ts, b = _theta_star(inst), mpf(inst.beta)
         acc: list[list[Any]] = [[] for _ in range(inst.d)]
         for x, y, yp, w, z in _pairs(inst, q):
             hs = dot(ts, z)
@@ -249,7 +249,6 @@ def population_grad(inst: Instance, q: Any, theta: Sequence[Any], dps: int) -> V
             gm = dpo_grad(inst, theta, x, y, yp, -1, dps)
             for j in range(inst.d):
                 acc[j].append(w * (p * gp[j] + pc * gm[j]))
-        del th
         return [mp.fsum(a) for a in acc]
 
 

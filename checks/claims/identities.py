@@ -233,12 +233,6 @@ def _e8_numeric(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
 
 
 # ============================================================== E9-E11
-def _star_points(inst: Instance, rng: np.random.Generator) -> list[list[float]]:
-    from ..crosscheck import default_points
-
-    return default_points(inst, rng)
-
-
 def _e9_theory_closed(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
     with mp.workdps(dps):
         return [mpf(0)] * inst.d
