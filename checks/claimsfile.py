@@ -55,7 +55,7 @@ from __future__ import annotations
 import re
 import tomllib
 import zlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -242,6 +242,17 @@ def parse_claims_file(
     return cf
 
 
+def _names(k: str, val: Any, what: str, allowed: Collection[str]) -> list[str]:
+    """A non-empty array of ``what`` names, each one of ``allowed``; ``k`` names the key in the errors."""
+    _want(k, val, list, f"an array of {what} names")
+    if not val:
+        raise InvalidInput(f"{k} must name at least one {what}, got []")
+    for j, name in enumerate(val):
+        if not isinstance(name, str) or name not in allowed:
+            raise InvalidInput(f"{k}[{j}] must be one of {', '.join(allowed)}, got {name!r}")
+    return list(val)
+
+
 def _parse_instances(tab: dict[str, Any]) -> dict[str, Any]:
     allowed = {"families", "count", "sizes", "presets"} | _INST_INT | _INST_FLOAT
     out: dict[str, Any] = {}
@@ -250,21 +261,9 @@ def _parse_instances(tab: dict[str, Any]) -> dict[str, Any]:
         if key not in allowed:
             raise InvalidInput(f"{k} is not an instances key (allowed: {', '.join(sorted(allowed))})")
         if key == "families":
-            _want(k, val, list, "an array of family names")
-            if not val:
-                raise InvalidInput(f"{k} must name at least one family, got []")
-            for j, fam in enumerate(val):
-                if not isinstance(fam, str) or fam not in FAMILIES:
-                    raise InvalidInput(f"{k}[{j}] must be one of {', '.join(FAMILIES)}, got {fam!r}")
-            out[key] = list(val)
+            out[key] = _names(k, val, "family", FAMILIES)
         elif key == "presets":
-            _want(k, val, list, "an array of preset names")
-            if not val:
-                raise InvalidInput(f"{k} must name at least one preset, got []")
-            for j, name in enumerate(val):
-                if not isinstance(name, str) or name not in PRESETS:
-                    raise InvalidInput(f"{k}[{j}] must be one of {', '.join(PRESETS)}, got {name!r}")
-            out[key] = list(val)
+            out[key] = _names(k, val, "preset", PRESETS)
         elif key == "sizes":
             _want(k, val, list, "an array of [m, K, d] triples")
             if not val:

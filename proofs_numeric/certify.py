@@ -170,26 +170,25 @@ def arb_lt(a: Any, b: Any) -> Tri:
     return "inconclusive"
 
 
-def arb_max(values: Sequence[arb]) -> arb:
-    """An enclosure of max(values): the ball [max of lowers, max of uppers]."""
+def _arb_fold(values: Sequence[arb], op: str, what: str) -> arb:
+    """Fold the balls of ``values`` with ``arb.max`` or ``arb.min`` (``op``); ``what`` names it in the error."""
     vals = [to_arb(v) for v in values]
     if not vals:
-        raise InvalidInput("values must be non-empty for a maximum, got 0 values")
+        raise InvalidInput(f"values must be non-empty for a {what}, got 0 values")
     out = vals[0]
     for v in vals[1:]:
-        out = out.max(v)
+        out = getattr(out, op)(v)
     return out
+
+
+def arb_max(values: Sequence[arb]) -> arb:
+    """An enclosure of max(values): the ball [max of lowers, max of uppers]."""
+    return _arb_fold(values, "max", "maximum")
 
 
 def arb_min(values: Sequence[arb]) -> arb:
     """An enclosure of min(values)."""
-    vals = [to_arb(v) for v in values]
-    if not vals:
-        raise InvalidInput("values must be non-empty for a minimum, got 0 values")
-    out = vals[0]
-    for v in vals[1:]:
-        out = out.min(v)
-    return out
+    return _arb_fold(values, "min", "minimum")
 
 
 def arb_contains_one_interval(a: arb, b: arb) -> bool:

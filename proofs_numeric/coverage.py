@@ -48,6 +48,7 @@ from .certify import (
     gen_eig_max,
     to_arb,
 )
+from .design import theta_vector as _theta_vec
 from .errors import InvalidInput, check_dps
 from .instance import Instance
 
@@ -60,15 +61,6 @@ __all__ = [
     "arb_pair_cov", "arb_fisher_pair", "arb_expected_cov", "arb_D_x", "arb_D",
     "ArbCoverage", "coverage_arb", "n_gen_upper", "n_gen_lower", "NGen",
 ]
-
-
-def _theta_vec(inst: Instance, theta: Any, name: str = "theta") -> np.ndarray:
-    t = np.asarray(theta, dtype=np.float64)
-    if t.shape != (inst.d,):
-        raise InvalidInput(f"{name} must have length d={inst.d}, got shape {t.shape}")
-    if not np.all(np.isfinite(t)):
-        raise InvalidInput(f"{name} must be finite, got {name}={t.tolist()}")
-    return t
 
 
 # ===================================================================== float64

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +71,7 @@ __all__ = [
     "pair_set",
     "pair_vectors",
     "curvature_weights",
+    "theta_vector",
     "span_basis",
     "frank_wolfe",
     "reduce_support",
@@ -105,15 +107,21 @@ def pair_set(inst: Instance) -> tuple[NDArray[np.int64], F]:
     return idx, np.asarray(Z, dtype=np.float64)
 
 
-def _theta(inst: Instance, theta: Any) -> F:
-    if theta is None:
-        return np.zeros(inst.d)
+def theta_vector(inst: Instance, theta: Any, name: str = "theta") -> F:
+    """``theta`` as a float64 vector of length d, validated (InvalidInput naming ``name`` otherwise)."""
     th = np.asarray(theta, dtype=np.float64)
     if th.shape != (inst.d,):
-        raise InvalidInput(f"theta must have length d={inst.d}, got shape {th.shape}")
+        raise InvalidInput(f"{name} must have length d={inst.d}, got shape {th.shape}")
     if not np.all(np.isfinite(th)):
-        raise InvalidInput(f"theta must be finite, got theta={th.tolist()}")
+        raise InvalidInput(f"{name} must be finite, got {name}={th.tolist()}")
     return th
+
+
+def _theta(inst: Instance, theta: Any) -> F:
+    """:func:`theta_vector`, with ``None`` meaning theta = 0."""
+    if theta is None:
+        return np.zeros(inst.d)
+    return theta_vector(inst, theta)
 
 
 def curvature_weights(inst: Instance, theta: Any, Z: F | None = None) -> F:
@@ -557,6 +565,44 @@ def _float_summary(Zc: F, w: F, beta: float, weights: dict[int, Any], T: F) -> t
     return lam, float(om.max()), float(ld - 2 * ldT)
 
 
+def _design_result(
+    Z: F,
+    w: F,
+    beta: float,
+    solved: tuple[F, dict[int, Any], dict[str, int], dict[str, float], F],
+    dps: int,
+    certificate: Callable[[dict[int, str], F], dict[str, Any]] | None,
+    **fields: Any,
+) -> DesignResult:
+    """The DesignResult of ``solved``, the output of :func:`_solve` on the rows Z (weights w).
+
+    Its float64 summary (:func:`_float_summary`), the polished weights as decimal strings at ``dps``
+    digits, and, when ``certificate`` is given, ``certificate(support_weights, T)`` timed as
+    "certificate"; ``fields`` are the other DesignResult fields (pairs, d, d_Z, on_span, ...).
+    """
+    _, weights, iters, times, T = solved
+    lam, g, ld = _float_summary(Z, w, beta, weights, T)
+    with mp.workdps(dps):
+        sw = {int(i): mp.nstr(v, dps) for i, v in sorted(weights.items())}
+    res = DesignResult(
+        weights=lam,
+        support_weights=sw,
+        g_float=g,
+        logdet_float=ld,
+        support=np.asarray(sorted(weights), dtype=np.int64),
+        iterations=iters,
+        timings=times,
+        dps=dps,
+        transform=T,
+        **fields,
+    )
+    if certificate is not None:
+        t0 = time.perf_counter()
+        res.certificate = certificate(sw, T)
+        res.timings["certificate"] = time.perf_counter() - t0
+    return res
+
+
 def solve_design(
     inst: Instance,
     theta: Any = None,
@@ -600,32 +646,13 @@ def solve_design(
             s = b * mp.sqrt(e / (1 + e) ** 2)
             return [s * zj for zj in z]
 
-        _, weights, iters, times, T = _solve(Z, w, inst.beta, exact_row, tol=tol, dps=dps, max_iter=max_iter)
-    lam, g, ld = _float_summary(Z, w, inst.beta, weights, T)
-    with mp.workdps(dps):
-        sw = {int(i): mp.nstr(v, dps) for i, v in sorted(weights.items())}
-    res = DesignResult(
-        weights=lam,
-        support=np.asarray(sorted(weights), dtype=np.int64),
-        support_weights=sw,
-        pairs=idx,
-        d=d,
-        d_Z=d,
-        on_span=False,
-        span_residual=0.0,
-        g_float=g,
-        logdet_float=ld,
-        theta=th,
-        iterations=iters,
-        timings=times,
-        dps=dps,
-        transform=T,
-    )
-    if certify:
-        t0 = time.perf_counter()
-        res.certificate = certify_kw(inst.phi, idx, inst.beta, th, sw, prec=prec, transform=T)
-        res.timings["certificate"] = time.perf_counter() - t0
-    return res
+        solved = _solve(Z, w, inst.beta, exact_row, tol=tol, dps=dps, max_iter=max_iter)
+
+    def certificate(sw: dict[int, str], T: F) -> dict[str, Any]:
+        return certify_kw(inst.phi, idx, inst.beta, th, sw, prec=prec, transform=T)
+
+    fields = dict(pairs=idx, d=d, d_Z=d, on_span=False, span_residual=0.0, theta=th)
+    return _design_result(Z, w, inst.beta, solved, dps, certificate if certify else None, **fields)
 
 
 def design_weights(inst: Instance, theta: Any = None, *, tol: float = 1e-8, max_iter: int = 200_000) -> F:
@@ -689,35 +716,18 @@ def solve_design_vectors(
             s = b * mp.sqrt(mpf(float(wf[i])))
             return [s * zj for zj in z]
 
-        _, weights, iters, times, T = _solve(Zc, wf, beta, exact_row, tol=tol, dps=dps, max_iter=max_iter)
-    lam, g, ld = _float_summary(Zc, wf, beta, weights, T)
-    with mp.workdps(dps):
-        sw = {int(i): mp.nstr(v, dps) for i, v in sorted(weights.items())}
-    res = DesignResult(
-        weights=lam,
-        support=np.asarray(sorted(weights), dtype=np.int64),
-        support_weights=sw,
-        pairs=np.arange(n, dtype=np.int64)[:, None],
-        d=d,
-        d_Z=k,
-        on_span=on_span,
-        span_residual=resid,
-        g_float=g,
-        logdet_float=ld,
-        theta=np.zeros(0),
-        iterations=iters,
-        timings=times,
-        dps=dps,
-        basis=U if on_span else None,
-        transform=T,
+        solved = _solve(Zc, wf, beta, exact_row, tol=tol, dps=dps, max_iter=max_iter)
+
+    basis = U if on_span else None
+
+    def certificate(sw: dict[int, str], T: F) -> dict[str, Any]:
+        return certify_kw_vectors(Zf, wf, beta, sw, prec=prec, basis=basis, transform=T)
+
+    pairs = np.arange(n, dtype=np.int64)[:, None]
+    fields = dict(
+        pairs=pairs, d=d, d_Z=k, on_span=on_span, span_residual=resid, theta=np.zeros(0), basis=basis
     )
-    if certify:
-        t0 = time.perf_counter()
-        res.certificate = certify_kw_vectors(
-            Zf, wf, beta, sw, prec=prec, basis=U if on_span else None, transform=T
-        )
-        res.timings["certificate"] = time.perf_counter() - t0
-    return res
+    return _design_result(Zc, wf, beta, solved, dps, certificate if certify else None, **fields)
 
 
 # ------------------------------------------------------------ certificates
@@ -755,6 +765,25 @@ def _arb_sigma_prime(u: Any) -> Any:
     e = (-abs(u)).exp()
     one_e = flint.arb(1) + e
     return e / (one_e * one_e)
+
+
+def _arb_pair_rows(phi: F, idx: NDArray[np.int64]) -> list[list[Any]]:
+    """Arb balls of z = phi(x, y) - phi(x, y') for every pair row (x, y, y') of idx (current precision)."""
+    import flint
+
+    d = phi.shape[2]
+    rows: list[list[Any]] = []
+    for i in range(idx.shape[0]):
+        x, y, yp = (int(v) for v in idx[i])
+        rows.append([flint.arb(float(phi[x, y, j])) - flint.arb(float(phi[x, yp, j])) for j in range(d)])
+    return rows
+
+
+def _arb_dot(t: list[Any], z: list[Any]) -> Any:
+    """<t, z> of two lists of Arb balls, summed from an exact 0."""
+    import flint
+
+    return sum((tj * zj for tj, zj in zip(t, z)), flint.arb(0))
 
 
 def _certify_core(
@@ -890,18 +919,11 @@ def certify_kw(
     import flint
 
     with _flint_prec(prec):
-        n = idx.shape[0]
         d = phi.shape[2]
         th = [flint.arb(float(t)) for t in theta]
         b = flint.arb(float(beta))
-        rows: list[list[Any]] = []
-        wts: list[Any] = []
-        for i in range(n):
-            x, y, yp = (int(v) for v in idx[i])
-            z = [flint.arb(float(phi[x, y, j])) - flint.arb(float(phi[x, yp, j])) for j in range(d)]
-            u = b * sum((t * zj for t, zj in zip(th, z)), flint.arb(0))
-            wts.append(_arb_sigma_prime(u))
-            rows.append(z)
+        rows = _arb_pair_rows(phi, idx)
+        wts = [_arb_sigma_prime(b * _arb_dot(th, z)) for z in rows]
         lam = {int(i): flint.arb(v) for i, v in support_weights.items()}
         core = _certify_core(rows, wts, b, lam, d, transform)
         out = _finish(core, prec, d)
@@ -997,12 +1019,8 @@ def refute_support_bound(
     with _flint_prec(prec):
         b = flint.arb(float(inst.beta))
         tha = [flint.arb(float(t)) for t in th]
-        rows, wts = [], []
-        for i in range(n):
-            x, y, yp = (int(v) for v in idx[i])
-            z = [flint.arb(float(inst.phi[x, y, j])) - flint.arb(float(inst.phi[x, yp, j])) for j in range(k)]
-            rows.append(z)
-            wts.append(_arb_sigma_prime(b * sum((t * zj for t, zj in zip(tha, z)), flint.arb(0))))
+        rows = _arb_pair_rows(inst.phi, idx)
+        wts = [_arb_sigma_prime(b * _arb_dot(tha, z)) for z in rows]
         lo = flint.arb(logdet_lower)
         scale = b ** (2 * k) / flint.arb(k) ** k
         for S in itertools.combinations(range(n), k):
@@ -1053,13 +1071,9 @@ def certify_transfer(
         tha = [flint.arb(float(t)) for t in th]
         tsa = [flint.arb(float(t)) for t in ts]
         rows = []
-        for i in range(idx.shape[0]):
-            x, y, yp = (int(v) for v in idx[i])
-            z = [flint.arb(float(inst.phi[x, y, j])) - flint.arb(float(inst.phi[x, yp, j])) for j in range(d)]
-            u = sum((t * zj for t, zj in zip(tha, z)), flint.arb(0))
-            us = sum((t * zj for t, zj in zip(tsa, z)), flint.arb(0))
-            diff = abs(us - u)
-            rows.append((z, b * u, b * us, diff))
+        for z in _arb_pair_rows(inst.phi, idx):
+            u, us = _arb_dot(tha, z), _arb_dot(tsa, z)
+            rows.append((z, b * u, b * us, abs(us - u)))
         e_ball = arb_max([r[3] for r in rows])
         e_hi = _up(e_ball)
         per_pair = "certified"

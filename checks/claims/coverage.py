@@ -41,7 +41,7 @@ import flint
 import numpy as np
 from flint import arb
 
-from checks.registry import Claim, InstanceResult, RunOptions
+from checks.registry import CheckFn, Claim, InstanceResult, RunOptions
 from checks.runner import default_aggregate
 from checks.verdict import Verdict
 from proofs_numeric import coverage as cov
@@ -162,6 +162,17 @@ class _Tally:
         )
 
 
+def _tallied(inst: Instance, opts: RunOptions, body: Callable[[_Tally, int], None]) -> InstanceResult:
+    """The result of ``body(tally, prec)`` on a fresh :class:`_Tally` of ``inst``, via :func:`_with_retry`."""
+
+    def run(prec: int) -> InstanceResult:
+        tally = _Tally(inst)
+        body(tally, prec)
+        return tally.result()
+
+    return _with_retry(run, opts)
+
+
 def _le(lhs_hi: arb, rhs_lo: arb, lhs_lo: arb, rhs_hi: arb) -> str:
     """lhs <= rhs from brackets: certified if hi(lhs) <= lo(rhs), refuted if lo(lhs) > hi(rhs)."""
     if lhs_hi <= rhs_lo:
@@ -244,8 +255,7 @@ def _check_i1(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
     thetas = [np.asarray(inst.theta_star)] + [inst.theta_star + rng.standard_normal(inst.d) for _ in range(2)]
     samplers = [np.asarray(inst.theta_star), np.zeros(inst.d)]
 
-    def run(prec: int) -> InstanceResult:
-        tally = _Tally(inst)
+    def run(tally: _Tally, prec: int) -> None:
         with arb_prec(prec):
             Pc = cov._phi_centred(inst)
             D = cov.arb_D(inst)
@@ -290,9 +300,8 @@ def _check_i1(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
                             ),
                         )
         tally.details["tightest"] = "max lambda_max(I_q(theta), beta^2 Sigma_q) (the stated constant is 1/4)"
-        return tally.result()
 
-    return _with_retry(run, opts)
+    return _tallied(inst, opts, run)
 
 
 # ========================================================================== I2
@@ -300,8 +309,7 @@ def _check_i2(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
     k = _num(opts, "exponent", 2.0)
     thetas = _sampler_thetas(inst, opts)
 
-    def run(prec: int) -> InstanceResult:
-        tally = _Tally(inst)
+    def run(tally: _Tally, prec: int) -> None:
         worst_exp = {"C_Sigma": -math.inf, "C_I": -math.inf}
         with arb_prec(prec):
             Pc = cov._phi_centred(inst)
@@ -342,9 +350,8 @@ def _check_i2(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
                     )
         tally.details.update({f"tightest_exponent_{n}": v for n, v in worst_exp.items() if math.isfinite(v)})
         tally.details["tightest"] = f"max C / C_inf^{k:g} over the evaluated samplers"
-        return tally.result()
 
-    return _with_retry(run, opts)
+    return _tallied(inst, opts, run)
 
 
 # ========================================================================== I3
@@ -359,8 +366,7 @@ def _check_i3(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
             for h in (0.05, 0.5, 2.0):
                 pairs.append((base, base + h * u))
 
-    def run(prec: int) -> InstanceResult:
-        tally = _Tally(inst)
+    def run(tally: _Tally, prec: int) -> None:
         with arb_prec(prec):
             Dx = cov.arb_D_x(inst)
             L = to_arb(lip)
@@ -401,9 +407,8 @@ def _check_i3(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
             "max |log pi_theta' - log pi_theta| / (D_x ||theta' - theta||) at the pairs"
         )
         tally.details["scope"] = "certified at the evaluated parameter pairs (segments), not over all pairs"
-        return tally.result()
 
-    return _with_retry(run, opts)
+    return _tallied(inst, opts, run)
 
 
 # ========================================================================== I4
@@ -442,8 +447,7 @@ def _check_i4(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
         chosen = scored[:4] + scored[4 :: max(1, len(scored) // 4)][:4]
         points += [(r, _ensure_in_ball(inst, th, r)) for _, th in chosen]
 
-    def run(prec: int) -> InstanceResult:
-        tally = _Tally(inst)
+    def run(tally: _Tally, prec: int) -> None:
         worst_rate = -math.inf
         with arb_prec(prec):
             Dz = cov.arb_D(inst)
@@ -482,9 +486,8 @@ def _check_i4(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
         tally.details["scope"] = (
             "certified at the evaluated points of the ball (worst of a float64 scan + a sample)"
         )
-        return tally.result()
 
-    return _with_retry(run, opts)
+    return _tallied(inst, opts, run)
 
 
 # ========================================================================== I5
@@ -545,8 +548,7 @@ def _check_i5(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
     dirs = _unit_dirs(inst, opts, 3, "I5dirs")
     grid = [s_max * i / 8 for i in range(9)]
 
-    def run(prec: int) -> InstanceResult:
-        tally = _Tally(inst)
+    def run(tally: _Tally, prec: int) -> None:
         min_slope = math.inf
         for u in dirs:
             for st, s0, s1, mg in ray_monotone(inst, u, grid, quantity, prec):
@@ -562,9 +564,8 @@ def _check_i5(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
         tally.details["scope"] = (
             f"certified on the grid s = 0, {s_max / 8:g}, ..., {s_max:g} of {len(dirs)} rays"
         )
-        return tally.result()
 
-    return _with_retry(run, opts)
+    return _tallied(inst, opts, run)
 
 
 # ========================================================================== I6
@@ -572,8 +573,7 @@ def _check_i6(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
     factor = _num(opts, "factor", 1.0)
     thetas = _sampler_thetas(inst, opts)
 
-    def run(prec: int) -> InstanceResult:
-        tally = _Tally(inst)
+    def run(tally: _Tally, prec: int) -> None:
         with arb_prec(prec):
             Pc = cov._phi_centred(inst)
             ps = cov.arb_policy(inst, inst.theta_star.tolist())
@@ -594,9 +594,8 @@ def _check_i6(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
                 st = _le(tr.upper(), bound_lo, tr.lower(), bound_hi)
                 tally.add(st, _f((bound_lo - tr) / bound_lo), _f(tr / (d * g.lo)), cex)
         tally.details["tightest"] = "max tr(I_q^{-1} I_q*) / (d C_I)"
-        return tally.result()
 
-    return _with_retry(run, opts)
+    return _tallied(inst, opts, run)
 
 
 # ========================================================================= E13
@@ -616,8 +615,7 @@ def _check_e13(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult
     z = (inst.phi[:, :, None, :] - inst.phi[:, None, :, :]).reshape(-1, inst.d)
     us = sorted(set(_E13_GRID) | {float(v) for v in inst.beta * (z @ inst.theta_star)})
 
-    def run(prec: int) -> InstanceResult:
-        tally = _Tally(inst)
+    def run(tally: _Tally, prec: int) -> None:
         tol = 2.0 ** (-(prec // 2))
         worst = 0.0
         with arb_prec(prec):
@@ -673,9 +671,8 @@ def _check_e13(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult
         tally.details["points_u"] = len(us)
         tally.details["identity_tolerance"] = f"2^-{prec // 2} (relative)"
         tally.details["tightest"] = "max |1 - 2 sigma(u)| at the evaluated u"
-        return tally.result()
 
-    return _with_retry(run, opts)
+    return _tallied(inst, opts, run)
 
 
 # ========================================================================= E14
@@ -955,108 +952,108 @@ def _consts(**kw: Any) -> Mapping[str, Any]:
     return MappingProxyType({k: sympy.nsimplify(v) for k, v in kw.items()})
 
 
-CLAIMS = [
-    Claim(
-        id="I1",
+def _inequality(
+    id_: str,
+    section: int,
+    statement: str,
+    check: CheckFn,
+    scope: str,
+    tight: str,
+    **kw: Any,
+) -> Claim:
+    """A coverage inequality claim (THEORY.md ``id_``, ``section``), verdict by :func:`_aggregate` (scope, tight)."""
+    return Claim(
+        id=id_,
         kind="inequality",
-        statement="||theta|| <= W: beta^2 sigma'(beta W D) Sigma_q <= I_q(theta) <= (beta^2/4) Sigma_q",
-        reference="THEORY.md I1 (section 3)",
-        check=_check_i1,
+        statement=statement,
+        reference=f"THEORY.md {id_} (section {section})",
+        check=check,
+        aggregate=_aggregate(scope, tight),
+        **kw,
+    )
+
+
+CLAIMS = [
+    _inequality(
+        "I1",
+        3,
+        "||theta|| <= W: beta^2 sigma'(beta W D) Sigma_q <= I_q(theta) <= (beta^2/4) Sigma_q",
+        _check_i1,
+        "Loewner order certified by LDL^T pivots of B - A (PD), or structurally in equality cases",
+        "max lambda_max(I_q, beta^2 Sigma_q), at most 1/4",
         hypotheses=("on-policy samplers q_{pi*}, q_{pi_ref}", "W = ||theta|| rounded up"),
         constants=_consts(upper=0.25, lower_factor=1),
-        aggregate=_aggregate(
-            "Loewner order certified by LDL^T pivots of B - A (PD), or structurally in equality cases",
-            "max lambda_max(I_q, beta^2 Sigma_q), at most 1/4",
-        ),
     ),
-    Claim(
-        id="I2",
-        kind="inequality",
-        statement="C_Sigma(pi*; pi) <= C_inf(pi*; pi)^2 and C_I(pi*; pi; theta) <= C_inf(pi*; pi)^2",
-        reference="THEORY.md I2 (section 4)",
-        check=_check_i2,
+    _inequality(
+        "I2",
+        4,
+        "C_Sigma(pi*; pi) <= C_inf(pi*; pi)^2 and C_I(pi*; pi; theta) <= C_inf(pi*; pi)^2",
+        _check_i2,
+        "evaluated at 5 samplers x (C_Sigma, C_I at 2 parameters)",
+        "max C / C_inf^exponent",
         relation=_rel_i2,
         hypotheses=(
             "pi = pi_theta for sampler thetas 0, -theta*, theta* + noise",
             "C_I at theta* and at theta",
         ),
         constants=_consts(exponent=2),
-        aggregate=_aggregate(
-            "evaluated at 5 samplers x (C_Sigma, C_I at 2 parameters)", "max C / C_inf^exponent"
-        ),
     ),
-    Claim(
-        id="I3",
-        kind="inequality",
-        statement="|log pi_theta'(y|x) - log pi_theta(y|x)| <= D_x ||theta' - theta||_2",
-        reference="THEORY.md I3 (section 4)",
-        check=_check_i3,
+    _inequality(
+        "I3",
+        4,
+        "|log pi_theta'(y|x) - log pi_theta(y|x)| <= D_x ||theta' - theta||_2",
+        _check_i3,
+        "a supremum claim, certified only at the evaluated parameter pairs",
+        "max |dlog pi| / (D_x ||dtheta||)",
         constants=_consts(lipschitz=1),
-        aggregate=_aggregate(
-            "a supremum claim, certified only at the evaluated parameter pairs",
-            "max |dlog pi| / (D_x ||dtheta||)",
-        ),
     ),
-    Claim(
-        id="I4",
-        kind="inequality",
-        statement="||theta - theta*|| <= r  =>  C_inf <= e^{D r}, C_Sigma, C_I <= e^{2 D r}",
-        reference="THEORY.md I4 (section 4)",
-        check=_check_i4,
+    _inequality(
+        "I4",
+        4,
+        "||theta - theta*|| <= r  =>  C_inf <= e^{D r}, C_Sigma, C_I <= e^{2 D r}",
+        _check_i4,
+        "a supremum over the ball, certified only at the evaluated points",
+        "max C / bound",
         relation=_rel_i4,
         constants=_consts(rate=1),
-        aggregate=_aggregate(
-            "a supremum over the ball, certified only at the evaluated points", "max C / bound"
-        ),
     ),
-    Claim(
-        id="I5",
-        kind="inequality",
-        statement="s -> C_inf(pi*; pi_{theta* + s u}) is non-decreasing on s >= 0 for every direction u",
-        reference="THEORY.md I5 (section 4)",
-        check=_check_i5,
+    _inequality(
+        "I5",
+        4,
+        "s -> C_inf(pi*; pi_{theta* + s u}) is non-decreasing on s >= 0 for every direction u",
+        _check_i5,
+        "certified between consecutive grid points of the evaluated rays only",
+        "none (margin = smallest log increment)",
         constants=MappingProxyType({"s_max": 2}),
-        aggregate=_aggregate(
-            "certified between consecutive grid points of the evaluated rays only",
-            "none (margin = smallest log increment)",
-        ),
     ),
-    Claim(
-        id="I6",
-        kind="inequality",
-        statement="tr(I_q^{-1} I_{q*}) <= d C_I(pi*; q)",
-        reference="THEORY.md I6 (section 4)",
-        check=_check_i6,
+    _inequality(
+        "I6",
+        4,
+        "tr(I_q^{-1} I_{q*}) <= d C_I(pi*; q)",
+        _check_i6,
+        "Fisher informations at theta*, samplers 0, -theta*, theta* + noise",
+        "max tr / (d C_I), at most 1",
         relation=_rel_i6,
         constants=_consts(factor=1),
-        aggregate=_aggregate(
-            "Fisher informations at theta*, samplers 0, -theta*, theta* + noise",
-            "max tr / (d C_I), at most 1",
-        ),
     ),
-    Claim(
-        id="E13",
-        kind="inequality",
-        statement="sigma' is even and d/du log sigma'(u) = 1 - 2 sigma(u) in (-1, 1)",
-        reference="THEORY.md E13 (section 3)",
-        check=_check_e13,
+    _inequality(
+        "E13",
+        3,
+        "sigma' is even and d/du log sigma'(u) = 1 - 2 sigma(u) in (-1, 1)",
+        _check_e13,
+        "bound certified at the evaluated u (grid to |u| = 1e9 and the instance's beta<theta*, z>);"
+        " identities agree within the stated tolerance",
+        "max |1 - 2 sigma(u)|",
         constants=_consts(bound=1),
-        aggregate=_aggregate(
-            "bound certified at the evaluated u (grid to |u| = 1e9 and the instance's beta<theta*, z>);"
-            " identities agree within the stated tolerance",
-            "max |1 - 2 sigma(u)|",
-        ),
     ),
-    Claim(
-        id="E14",
-        kind="inequality",
-        statement="E_{y,y'~pi}[(f(y) - f(y'))^2] = 2 Var_pi(f); for linear F, C_dev = C_Sigma",
-        reference="THEORY.md E14 (section 4)",
-        check=_check_e14,
+    _inequality(
+        "E14",
+        4,
+        "E_{y,y'~pi}[(f(y) - f(y'))^2] = 2 Var_pi(f); for linear F, C_dev = C_Sigma",
+        _check_e14,
+        "matrix identity verified exactly in rationals; C_dev and C_Sigma brackets overlap",
+        "none",
         constants=_consts(factor=2),
-        aggregate=_aggregate(
-            "matrix identity verified exactly in rationals; C_dev and C_Sigma brackets overlap", "none"
-        ),
     ),
     Claim(
         id="Q1",

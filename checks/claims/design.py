@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,7 @@ from proofs_numeric.instance import Instance
 from proofs_numeric.sampling import rng_for
 
 from ..exprparse import parse
-from ..registry import Claim, InstanceResult, RunOptions
+from ..registry import CheckFn, Claim, InstanceResult, RunOptions
 from ..stats import binomial_exceedance_verdict
 
 _CACHE: OrderedDict[str, DesignResult] = OrderedDict()
@@ -88,6 +89,13 @@ def _thetas(inst: Instance) -> list[tuple[str, np.ndarray]]:
     return [("0", np.zeros(inst.d)), ("theta*", np.asarray(inst.theta_star))]
 
 
+def _designs(inst: Instance, opts: RunOptions) -> Iterator[tuple[str, np.ndarray, DesignResult, dict[str, Any]]]:
+    """(label, theta, the certified design at theta, its certificate or {}) for theta = 0 and theta*."""
+    for label, th in _thetas(inst):
+        r = design_for(inst, th, opts)
+        yield label, th, r, r.certificate or {}
+
+
 def _cex(inst: Instance, **params: Any) -> dict[str, Any]:
     out = inst.to_dict()
     out["parameters"] = params
@@ -116,9 +124,7 @@ def check_d1(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
     """
     status, worst_gap = "certified", -math.inf
     details: dict[str, Any] = {}
-    for label, th in _thetas(inst):
-        r = design_for(inst, th, opts)
-        c = r.certificate or {}
+    for label, _th, r, c in _designs(inst, opts):
         dz = r.d_Z
         value = _const(opts, "D1", "value", "d_Z", dz)
         tol = _const(opts, "D1", "tol", 1e-9, dz)
@@ -160,9 +166,7 @@ def check_d2(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
     """
     status, details = "certified", {}
     margin = math.inf
-    for label, th in _thetas(inst):
-        r = design_for(inst, th, opts)
-        c = r.certificate or {}
+    for label, th, r, c in _designs(inst, opts):
         dz = r.d_Z
         bound = _const(opts, "D2", "bound", "d_Z*(d_Z+1)/2", dz)
         tol = _const(opts, "D2", "tol", 1e-9, dz)
@@ -200,9 +204,7 @@ def check_d3(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
     """
     status, details, margin = "certified", {}, math.inf
     c = 1.0
-    for label, th in _thetas(inst):
-        r = design_for(inst, th, opts)
-        cert = r.certificate or {}
+    for label, _th, r, cert in _designs(inst, opts):
         dz = r.d_Z
         c = _const(opts, "D3", "c", 1, dz)
         tol = _const(opts, "D3", "tol", 1e-9, dz)
@@ -330,50 +332,45 @@ _HYP_D = (
     "w_theta(z) = sigma'(beta <theta, z>) > 0",
 )
 
+
+def _design_claim(id_: str, statement: str, reference: str, check: CheckFn, constants: dict[str, Any]) -> Claim:
+    """A design claim (D1-D4) on the pair set of :data:`_HYP_D`, run on the design instances by default."""
+    return Claim(
+        id=id_, kind="design", statement=statement, reference=reference, check=check, hypotheses=_HYP_D,
+        constants=constants, default_instances=_default_design_instances,
+    )
+
+
 CLAIMS = [
-    Claim(
-        id="D1",
-        kind="design",
-        statement="Kiefer-Wolfowitz for pairs: min_lambda g(lambda) = d_Z, attained by the log-det "
+    _design_claim(
+        "D1",
+        "Kiefer-Wolfowitz for pairs: min_lambda g(lambda) = d_Z, attained by the log-det "
         "maximizer; sum_z lambda_z a_z^T M^{-1} a_z = d_Z, so g - d_Z >= log det M* - log det M(lambda) "
         "certifies optimality",
-        reference="THEORY.md D1 (section 6); paper Algorithm 2",
-        check=check_d1,
-        hypotheses=_HYP_D,
-        constants={"value": "d_Z", "tol": 1e-9},
-        default_instances=_default_design_instances,
+        "THEORY.md D1 (section 6); paper Algorithm 2",
+        check_d1,
+        {"value": "d_Z", "tol": 1e-9},
     ),
-    Claim(
-        id="D2",
-        kind="design",
-        statement="some optimal design has support size <= d_Z (d_Z + 1) / 2",
-        reference="THEORY.md D2 (section 6)",
-        check=check_d2,
-        hypotheses=_HYP_D,
-        constants={"bound": "d_Z*(d_Z+1)/2", "tol": 1e-9},
-        default_instances=_default_design_instances,
+    _design_claim(
+        "D2",
+        "some optimal design has support size <= d_Z (d_Z + 1) / 2",
+        "THEORY.md D2 (section 6)",
+        check_d2,
+        {"bound": "d_Z*(d_Z+1)/2", "tol": 1e-9},
     ),
-    Claim(
-        id="D3",
-        kind="design",
-        statement="at the optimum, z^T M^{-1} z <= d_Z / (beta^2 w_theta(z)) for every pair "
-        "(no coverage term)",
-        reference="THEORY.md D3 (section 6)",
-        check=check_d3,
-        hypotheses=_HYP_D,
-        constants={"c": 1, "tol": 1e-9},
-        default_instances=_default_design_instances,
+    _design_claim(
+        "D3",
+        "at the optimum, z^T M^{-1} z <= d_Z / (beta^2 w_theta(z)) for every pair (no coverage term)",
+        "THEORY.md D3 (section 6)",
+        check_d3,
+        {"c": 1, "tol": 1e-9},
     ),
-    Claim(
-        id="D4",
-        kind="design",
-        statement="M(lambda; theta*) >= e^{-beta e} M(lambda; theta) in Loewner order, "
-        "e = max_z |<theta* - theta, z>|",
-        reference="THEORY.md D4 (section 6), from E13",
-        check=check_d4,
-        hypotheses=_HYP_D,
-        constants={"c": 1},
-        default_instances=_default_design_instances,
+    _design_claim(
+        "D4",
+        "M(lambda; theta*) >= e^{-beta e} M(lambda; theta) in Loewner order, e = max_z |<theta* - theta, z>|",
+        "THEORY.md D4 (section 6), from E13",
+        check_d4,
+        {"c": 1},
     ),
     Claim(
         id="S5",
