@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -33,10 +32,13 @@ from mpmath import mp, mpf
 
 from proofs_numeric import distill as dn
 from proofs_numeric import dpo
-from proofs_numeric.errors import InvalidInput, MLENotFound, check_dps
+from proofs_numeric.errors import MLENotFound, check_dps
 from proofs_numeric.instance import Instance
 from proofs_numeric.mle import fit_mle
 from proofs_numeric.sampling import bt_labels, offline_q, rng_for, sample_pairs
+
+from .simfig import PlotDir, Progress
+from .simulate import check_sim_args
 
 __all__ = ["simulate_distill", "plot_distill", "DEFAULT_NOISE", "DEFAULT_MISSPEC"]
 
@@ -52,29 +54,15 @@ RATE_MP_SEEDS = 5
 PLOT_FLOOR = 1e-60
 STREAM_RATE = 21
 STREAM_RATE_NOISE = 22
-
-Progress = Callable[[int], None]
+#: largest ``batch`` of a distillation simulation (the noiseless fits are mpmath)
+MAX_BATCH = 10**7
 
 
 def _check_args(rounds: Any, batch: Any, seeds: Any, seed: Any, noise: Any, dps: Any, misspec: Any) -> None:
-    for name, v, lo, hi in (
-        ("rounds", rounds, 1, 10_000),
-        ("batch", batch, 1, 10**7),
-        ("seeds", seeds, 1, 100_000),
-        ("seed", seed, 0, 2**63 - 1),
-    ):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
-            raise InvalidInput(f"{name} must be an integer in [{lo}, {hi}], got {name}={v!r}")
-    for name, v in (("noise", noise), ("misspec", misspec)):
-        if v is None and name == "misspec":
-            continue
-        if (
-            isinstance(v, bool)
-            or not isinstance(v, (int, float, np.floating))
-            or not math.isfinite(v)
-            or v < 0
-        ):
-            raise InvalidInput(f"{name} must be a finite number >= 0, got {name}={v!r}")
+    check_sim_args(rounds, batch, seeds, seed, max_batch=MAX_BATCH)
+    dn.check_nonnegative("noise", noise)
+    if misspec is not None:
+        dn.check_nonnegative("misspec", misspec)
     check_dps(dps)
 
 
@@ -296,13 +284,6 @@ def simulate_distill(
 
 
 # ------------------------------------------------------------------ plots
-def _save(fig: Any, path: str) -> str:
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
-    return path
-
-
 def _floor(vals: list[float]) -> list[float]:
     return [max(float(v), PLOT_FLOOR) for v in vals]
 
@@ -318,18 +299,11 @@ def plot_distill(result: dict[str, Any], outdir: str | os.PathLike[str]) -> list
        (noiseless, noisy, population) and the fixed point.
     4. ``distill_coverage.png``: C_dev (= C_Sigma, E14) of pi* by the sampler of each round.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out = os.fspath(outdir)
-    os.makedirs(out, exist_ok=True)
-    paths = []
+    pd = PlotDir(outdir)
     name = result["instance"]
     vs, rate, mis = result["versus_dpo"], result["rate"], result["misspecified"]
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = pd.axes()
     ax.plot(
         vs["round"],
         _floor(vs["distill_noiseless"]["max_err_I"]),
@@ -344,15 +318,17 @@ def plot_distill(result: dict[str, Any], outdir: str | os.PathLike[str]) -> list
     )
     ax.plot(vs["round"], _floor(vs["dpo_onpolicy"]["rms_err_I"]), "^-", label="on-policy DPO (BT labels)")
     ax.axhline(1e-30, color="red", lw=0.8, ls="--", label="1e-30")
-    ax.set_yscale("log")
-    ax.set_xlabel(f"round ({result['batch']} pairs each)")
-    ax.set_ylabel("||theta - theta*||_I*")
-    ax.set_title(f"{name}: distillation vs DPO at equal samples ({result['seeds']} seeds)")
-    ax.legend(fontsize=7)
-    paths.append(_save(fig, os.path.join(out, "distill_error_by_round.png")))
-    plt.close(fig)
+    pd.finish(
+        fig,
+        ax,
+        "distill_error_by_round.png",
+        xlabel=f"round ({result['batch']} pairs each)",
+        ylabel="||theta - theta*||_I*",
+        title=f"{name}: distillation vs DPO at equal samples ({result['seeds']} seeds)",
+        legend_size=7,
+    )
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = pd.axes()
     ns = rate["samples"]
     ax.plot(ns, _floor(rate["dpo_rms_err_I"]), "^-", label=f"DPO (slope {rate['dpo_slope']:.3f})")
     ax.plot(
@@ -369,16 +345,18 @@ def plot_distill(result: dict[str, Any], outdir: str | os.PathLike[str]) -> list
     )
     c = rate["dpo_rms_err_I"][0] * math.sqrt(ns[0]) if rate["dpo_rms_err_I"] else 1.0
     ax.plot(ns, [c / math.sqrt(n) for n in ns], "k--", lw=1, label="c / sqrt(n)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("pairs n (from pi_ref)")
-    ax.set_ylabel("||theta_hat - theta*||_I*")
-    ax.set_title(f"{name}: error against n")
-    ax.legend(fontsize=7)
-    paths.append(_save(fig, os.path.join(out, "distill_error_by_samples.png")))
-    plt.close(fig)
+    pd.finish(
+        fig,
+        ax,
+        "distill_error_by_samples.png",
+        xlabel="pairs n (from pi_ref)",
+        ylabel="||theta_hat - theta*||_I*",
+        title=f"{name}: error against n",
+        legend_size=7,
+        xlog=True,
+    )
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = pd.axes()
     rr = mis["round"]
     for label, mk in (("noiseless", "o"), ("noisy", "s")):
         blk = mis[label]
@@ -398,23 +376,27 @@ def plot_distill(result: dict[str, Any], outdir: str | os.PathLike[str]) -> list
     ax.axhline(
         max(pop["fixed_point"]["target_excess"], PLOT_FLOOR), color="green", lw=0.8, label="fixed point"
     )
-    ax.set_yscale("log")
-    ax.set_xlabel("round")
-    ax.set_ylabel("target-weighted excess error")
-    ax.set_title(f"{name}: misspecified rewards (size {mis['misspec']})")
-    ax.legend(fontsize=7)
-    paths.append(_save(fig, os.path.join(out, "distill_misspecified.png")))
-    plt.close(fig)
+    pd.finish(
+        fig,
+        ax,
+        "distill_misspecified.png",
+        xlabel="round",
+        ylabel="target-weighted excess error",
+        title=f"{name}: misspecified rewards (size {mis['misspec']})",
+        legend_size=7,
+    )
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = pd.axes()
     ax.plot(vs["round"], vs["c_dev"]["mean"], "o-", label="C_dev, sampled on-policy trajectory (mean)")
     ax.plot(rr, pop["onpolicy_c_dev"], "s--", label="C_dev, population trajectory (misspecified)")
     ax.axhline(1.0, color="black", lw=0.5)
-    ax.set_yscale("log")
-    ax.set_xlabel("round")
-    ax.set_ylabel("C_dev(pi*; sampler) = C_Sigma (E14)")
-    ax.set_title(f"{name}: deviation coverage along the trajectory")
-    ax.legend(fontsize=7)
-    paths.append(_save(fig, os.path.join(out, "distill_coverage.png")))
-    plt.close(fig)
-    return paths
+    pd.finish(
+        fig,
+        ax,
+        "distill_coverage.png",
+        xlabel="round",
+        ylabel="C_dev(pi*; sampler) = C_Sigma (E14)",
+        title=f"{name}: deviation coverage along the trajectory",
+        legend_size=7,
+    )
+    return pd.paths

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,15 +31,20 @@ from proofs_numeric.errors import InvalidInput
 from proofs_numeric.instance import Instance
 from proofs_numeric.sampling import offline_q
 
+from .simfig import PlotDir, Progress
+
 __all__ = ["simulate_dpo", "plot_dpo", "samples_to_reach", "measure_separation", "check_sim_args"]
 
-Progress = Callable[[int], None]
 
+def check_sim_args(
+    rounds: Any, batch: Any, seeds: Any, seed: Any, *, max_batch: int = 10**8
+) -> tuple[int, int, int, int]:
+    """Validate the simulation sizes (every failure names the field and the value).
 
-def check_sim_args(rounds: Any, batch: Any, seeds: Any, seed: Any) -> tuple[int, int, int, int]:
-    """Validate the simulation sizes (every failure names the field and the value)."""
+    rounds in [1, 10^4], batch in [1, ``max_batch``], seeds in [1, 10^5], seed in [0, 2^63 - 1].
+    """
     out = []
-    for name, v, lo, hi in (("rounds", rounds, 1, 10_000), ("batch", batch, 1, 10**8),
+    for name, v, lo, hi in (("rounds", rounds, 1, 10_000), ("batch", batch, 1, max_batch),
                             ("seeds", seeds, 1, 100_000), ("seed", seed, 0, 2**63 - 1)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
             raise InvalidInput(f"{name} must be an integer in [{lo}, {hi}], got {name}={v!r}")
@@ -195,13 +199,6 @@ def measure_separation(
 
 
 # ------------------------------------------------------------------ plots
-def _save(fig: Any, path: str) -> str:
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
-    return path
-
-
 def plot_dpo(result: dict[str, Any], outdir: str | os.PathLike[str]) -> list[str]:
     """Write the three PNG plots of a :func:`simulate_dpo` result into ``outdir``; return their paths.
 
@@ -213,33 +210,21 @@ def plot_dpo(result: dict[str, Any], outdir: str | os.PathLike[str]) -> list[str
     3. ``dpo_coverage.png``: C_inf, C_Sigma, C_I of pi* by the sampler of each round (median and
        10-90% band over seeds; grey lines: the values of pi_ref).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out = os.fspath(outdir)
-    os.makedirs(out, exist_ok=True)
-    paths = []
+    pd = PlotDir(outdir)
     pb, cu, off = result["onpolicy"]["per-batch"], result["onpolicy"]["cumulative"], result["offline"]
     pred, sep = result["predictions"], result["separation"]
     name = result["instance"]
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = pd.axes()
     ax.plot(pb["round"], pb["rms_err_I"], "o-", label="on-policy (per-batch MLE)")
     ax.plot(cu["round"], cu["rms_err_I"], "s-", label="on-policy (cumulative MLE)")
     n_on = len(cu["round"])
     ax.plot(cu["round"], off["rms_err_I"][:n_on], "^-", label="offline (same samples)")
     ax.axhline(math.sqrt(pred["floor_per_batch"]), color="gray", ls="--", label="floor sqrt(d/n)")
-    ax.set_yscale("log")
-    ax.set_xlabel("round")
-    ax.set_ylabel("RMS ||theta - theta*||_I*")
-    ax.set_title(f"{name}: error by round (n={result['batch']}, {result['seeds']} seeds)")
-    ax.legend(fontsize=8)
-    paths.append(_save(fig, os.path.join(out, "dpo_error_by_round.png")))
-    plt.close(fig)
+    pd.finish(fig, ax, "dpo_error_by_round.png", xlabel="round", ylabel="RMS ||theta - theta*||_I*",
+              title=f"{name}: error by round (n={result['batch']}, {result['seeds']} seeds)", legend_size=8)
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = pd.axes()
     ax.plot(cu["samples"], cu["risk"]["mean"], "s-", label="on-policy cumulative (mean risk)")
     ax.fill_between(cu["samples"], cu["risk"]["q10"], cu["risk"]["q90"], alpha=0.2)
     ax.plot(off["samples"], off["risk"]["mean"], "^-", label="offline (mean risk)")
@@ -252,27 +237,17 @@ def plot_dpo(result: dict[str, Any], outdir: str | os.PathLike[str]) -> list[str
     for key, mk in (("n_onpolicy", "o"), ("n_offline", "D")):
         if math.isfinite(sep[key]):
             ax.plot([sep[key]], [sep["target_risk"]], mk, color="red", ms=7)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("total samples N")
-    ax.set_ylabel("target risk")
-    ax.set_title(f"{name}: ratio {sep['ratio']:.3g} (predicted {sep['predicted_ratio']:.3g})")
-    ax.legend(fontsize=7)
-    paths.append(_save(fig, os.path.join(out, "dpo_error_by_samples.png")))
-    plt.close(fig)
+    pd.finish(fig, ax, "dpo_error_by_samples.png", xlabel="total samples N", ylabel="target risk",
+              title=f"{name}: ratio {sep['ratio']:.3g} (predicted {sep['predicted_ratio']:.3g})",
+              legend_size=7, xlog=True)
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = pd.axes()
     for key, label in (("c_inf", "C_inf"), ("c_sigma", "C_Sigma"), ("c_I", "C_I")):
         ax.plot(pb["round"], pb[key]["median"], "o-", label=f"{label} (on-policy sampler)")
         ax.fill_between(pb["round"], pb[key]["q10"], pb[key]["q90"], alpha=0.15)
     for key, ls in (("c_inf", "--"), ("c_sigma", "-."), ("c_I", ":")):
         ax.axhline(pred["offline_coverage"][key], color="gray", ls=ls, lw=0.8)
     ax.axhline(1.0, color="black", ls="-", lw=0.5)
-    ax.set_yscale("log")
-    ax.set_xlabel("round")
-    ax.set_ylabel("coverage of pi* (median, 10-90% band)")
-    ax.set_title(f"{name}: coverage along the trajectory (grey: pi_ref)")
-    ax.legend(fontsize=8)
-    paths.append(_save(fig, os.path.join(out, "dpo_coverage.png")))
-    plt.close(fig)
-    return paths
+    pd.finish(fig, ax, "dpo_coverage.png", xlabel="round", ylabel="coverage of pi* (median, 10-90% band)",
+              title=f"{name}: coverage along the trajectory (grey: pi_ref)", legend_size=8)
+    return pd.paths

@@ -58,9 +58,18 @@ from . import mp as pmp
 from .coverage import c_dev_fast, c_sigma_fast
 from .errors import InvalidInput, MLENotFound, check_dps
 from .instance import Instance
-from .sampling import STREAM_OFFLINE, STREAM_ONPOLICY, offline_q, onpolicy_q, rng_for, sample_pairs
+from .sampling import (
+    STREAM_OFFLINE,
+    STREAM_ONPOLICY,
+    check_int,
+    offline_q,
+    onpolicy_q,
+    rng_for,
+    sample_pairs,
+)
 
 F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
 Vec = list[Any]
 Mat = list[list[Any]]
 
@@ -70,6 +79,7 @@ STREAM_NOISE = 11
 __all__ = [
     "RewardModel",
     "nonlinear_term",
+    "check_nonnegative",
     "rd_pair_loss",
     "rd_pair_loss_from_policy",
     "rd_loss",
@@ -98,6 +108,21 @@ __all__ = [
 
 
 # ================================================================== rewards
+def check_nonnegative(name: str, v: Any) -> float:
+    """``float(v)`` for a finite real ``v >= 0`` (bool excluded); else InvalidInput naming ``name`` and ``v``.
+
+    The check of the sizes ``noise`` (s) and ``misspec`` (section 7).
+    """
+    if (
+        isinstance(v, bool)
+        or not isinstance(v, (int, float, np.floating))
+        or not math.isfinite(v)
+        or v < 0
+    ):
+        raise InvalidInput(f"{name} must be a finite number >= 0, got {name}={v!r}")
+    return float(v)
+
+
 def nonlinear_term(inst: Instance) -> F64:
     r"""g(x,y) = ||\phi(x,y)||^2 centred per context, scaled to max_x max_{y,y'} |g(x,y) - g(x,y')| = 1.
 
@@ -121,14 +146,7 @@ class RewardModel:
     misspec: float = 0.0
 
     def __post_init__(self) -> None:
-        v = self.misspec
-        if (
-            isinstance(v, bool)
-            or not isinstance(v, (int, float, np.floating))
-            or not math.isfinite(float(v))
-            or v < 0
-        ):
-            raise InvalidInput(f"misspec must be a finite number >= 0, got misspec={v!r}")
+        check_nonnegative("misspec", self.misspec)
 
     def table_fast(self, inst: Instance) -> F64:
         r = inst.beta * (inst.phi @ inst.theta_star)
@@ -168,6 +186,14 @@ def _check_rewards_mp(inst: Instance, rewards: Any) -> None:
 
 
 # ============================================================ mpmath: E15
+def _check_rd_args(inst: Instance, q: Any, theta: Sequence[Any], rewards: Any, dps: int) -> None:
+    """The arguments of :func:`rd_loss` / :func:`rd_grad`: dps, the sampler q, theta, the (m, K) rewards."""
+    check_dps(dps)
+    pmp._check_q(inst, q)
+    pmp._check_theta(inst, theta)
+    _check_rewards_mp(inst, rewards)
+
+
 def rd_pair_loss(inst: Instance, theta: Sequence[Any], x: int, y: int, yp: int, dr: Any, dps: int) -> Any:
     r"""(\beta\langle\theta, z\rangle - \Delta r)^2 for one pair (closed form)."""
     check_dps(dps)
@@ -202,10 +228,7 @@ def rd_loss(
 
     ``from_policy=True`` evaluates each term from the log-ratio definition (for finite differences).
     """
-    check_dps(dps)
-    pmp._check_q(inst, q)
-    pmp._check_theta(inst, theta)
-    _check_rewards_mp(inst, rewards)
+    _check_rd_args(inst, q, theta, rewards, dps)
     with mp.workdps(dps):
         th, b = [mpf(t) for t in theta], mpf(inst.beta)
         terms = []
@@ -220,10 +243,7 @@ def rd_loss(
 
 def rd_grad(inst: Instance, q: Any, theta: Sequence[Any], rewards: Any, dps: int) -> Vec:
     r"""E15: \nabla L_{RD} = 2\beta E_q[(\beta\langle\theta,z\rangle - \Delta r) z]."""
-    check_dps(dps)
-    pmp._check_q(inst, q)
-    pmp._check_theta(inst, theta)
-    _check_rewards_mp(inst, rewards)
+    _check_rd_args(inst, q, theta, rewards, dps)
     with mp.workdps(dps):
         th, b = [mpf(t) for t in theta], mpf(inst.beta)
         acc: list[list[Any]] = [[] for _ in range(inst.d)]
@@ -343,14 +363,17 @@ def noisy_differences(n: int, noise: float, rng: np.random.Generator | None) -> 
 
 
 def _check_noise(noise: Any) -> float:
-    if (
-        isinstance(noise, bool)
-        or not isinstance(noise, (int, float, np.floating))
-        or not math.isfinite(noise)
-        or noise < 0
-    ):
-        raise InvalidInput(f"noise must be a finite number >= 0, got noise={noise!r}")
-    return float(noise)
+    return check_nonnegative("noise", noise)
+
+
+def _index_pairs(
+    x: Any, y: Any, yp: Any, noise: float, rng: np.random.Generator | None, eps: Any
+) -> tuple[I64, I64, I64, F64]:
+    """(x, y, y') as int64 arrays and the noise of their reward differences: ``eps`` (float64) if
+    given, else :func:`noisy_differences` (s = ``noise``, drawn from ``rng``)."""
+    x, y, yp = (np.asarray(a, dtype=np.int64) for a in (x, y, yp))
+    e = np.asarray(eps, dtype=np.float64) if eps is not None else noisy_differences(len(x), noise, rng)
+    return x, y, yp, e
 
 
 def fit_distill(
@@ -371,10 +394,8 @@ def fit_distill(
     given explicitly, float64 values taken exactly). ``rewards``: an (m, K) table (mpf or float).
     """
     check_dps(dps)
-    noise = _check_noise(noise)
-    x, y, yp = (np.asarray(a, dtype=np.int64) for a in (x, y, yp))
+    x, y, yp, e = _index_pairs(x, y, yp, _check_noise(noise), rng, eps)
     n = len(x)
-    e = np.asarray(eps, dtype=np.float64) if eps is not None else noisy_differences(n, noise, rng)
     # group repeated pairs (sufficient statistics): count and the exact sum of their noises per cell
     K = inst.K
     cell = (x * K + y) * K + yp
@@ -419,9 +440,8 @@ def fit_distill_fast(
     """theta_hat in float64 (numpy lstsq on beta Z); raises MLENotFound if the z's do not span R^d."""
     noise = _check_noise(noise)
     r = _check_rewards_fast(inst, rewards)
-    x, y, yp = (np.asarray(a, dtype=np.int64) for a in (x, y, yp))
+    x, y, yp, e = _index_pairs(x, y, yp, noise, rng, eps)
     A = inst.beta * (inst.phi[x, y] - inst.phi[x, yp])
-    e = np.asarray(eps, dtype=np.float64) if eps is not None else noisy_differences(len(x), noise, rng)
     b = r[x, y] - r[x, yp] + e
     sol, _, rank, _ = np.linalg.lstsq(A, b, rcond=None)
     if rank < inst.d:
@@ -459,7 +479,7 @@ def population_onpolicy(inst: Instance, rewards: Any, rounds: int, *, theta0: An
     r = _check_rewards_fast(inst, rewards)
     theta = np.zeros(inst.d) if theta0 is None else np.asarray(theta0, dtype=np.float64)
     out = [theta]
-    for _ in range(_check_int("rounds", rounds, 1)):
+    for _ in range(check_int("rounds", rounds, 1)):
         theta = population_minimizer_fast(inst, onpolicy_q(inst, theta), r)
         out.append(theta)
     return out
@@ -521,13 +541,14 @@ def target_error(inst: Instance, theta: Sequence[Any], dps: int) -> Any:
         return mp.sqrt(max(v, mpf(0)))
 
 
+def _target_fisher_fast(inst: Instance) -> F64:
+    """I* = I_{q_{pi*}}(theta*) in float64 (E10)."""
+    return fast.fisher(inst, fast.onpolicy_pairs(inst, inst.theta_star), inst.theta_star)
+
+
 def target_error_fast(inst: Instance, theta: Any, istar: F64 | None = None) -> float:
     """float64 ||theta - theta*||_{I*}."""
-    I = (
-        fast.fisher(inst, fast.onpolicy_pairs(inst, inst.theta_star), inst.theta_star)
-        if istar is None
-        else istar
-    )
+    I = _target_fisher_fast(inst) if istar is None else istar
     e = np.asarray(theta, dtype=np.float64) - inst.theta_star
     return math.sqrt(max(float(e @ I @ e), 0.0))
 
@@ -554,12 +575,6 @@ def target_weighted_error(inst: Instance, theta: Any, rewards: Any) -> dict[str,
 
 
 # ============================================================ the loops
-def _check_int(name: str, v: Any, lo: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise InvalidInput(f"{name} must be an integer >= {lo}, got {name}={v!r}")
-    return int(v)
-
-
 @dataclass
 class DistillRecord:
     """One round: theta after the round (float64 view and, at dps, decimal strings), errors, coverage."""
@@ -641,6 +656,48 @@ def _fit(
     return fit_distill(inst, x, y, yp, rewards_mp, dps, eps=eps)
 
 
+def _extend(data: list[Any], batch: tuple[Any, ...]) -> list[Any]:
+    """The nested data after one more batch: each array of ``data`` followed by its part of ``batch``."""
+    return [np.concatenate([a, b]) for a, b in zip(data, batch)] if data else list(batch)
+
+
+class _Loop:
+    """What the on-policy and offline distillation loops share: the validated sizes, the reward
+    tables (float64 and, at ``dps``, mpmath), I*, the current theta and the run being recorded."""
+
+    def __init__(
+        self, inst: Instance, method: str, rounds: Any, batch: Any, seed: int, rep: int,
+        noise: Any, misspec: float, dps: int | None,
+    ) -> None:
+        """Validate the arguments (rounds, batch, noise, dps, misspec in that order); theta_0 = 0."""
+        self.inst, self.dps = inst, dps
+        self.rounds, self.batch = check_int("rounds", rounds, 1), check_int("batch", batch, 1)
+        self.noise = _check_noise(noise)
+        if dps is not None:
+            check_dps(dps)
+        model = RewardModel(misspec)
+        self.rtab = model.table_fast(inst)
+        self.rewards_mp = model.table_mp(inst, dps) if dps is not None else None
+        self.istar = _target_fisher_fast(inst)
+        self.theta: Any = [mpf(0)] * inst.d if dps is not None else np.zeros(inst.d)
+        self.theta_f = np.zeros(inst.d)
+        self.run = DistillRun(method, int(seed), int(rep), self.batch, self.noise, float(misspec), dps)
+
+    def step(self, t: int, x: Any, y: Any, yp: Any, e: F64, sampler_theta: F64) -> None:
+        """Round t: refit on (x, y, yp, e) (a fit that is not identified keeps theta, status
+        ``not_identified``) and record it, with the coverage of the sampler pi_{sampler_theta}."""
+        status = "ok"
+        try:
+            self.theta = _fit(self.inst, x, y, yp, self.rewards_mp, self.rtab, e, self.dps)
+            self.theta_f = np.array([float(v) for v in self.theta])
+        except MLENotFound:
+            status = "not_identified"
+        self.run.records.append(_record(
+            self.inst, t, (t + 1) * self.batch, self.theta, self.theta_f, self.rtab, self.istar,
+            sampler_theta, self.dps, status,
+        ))
+
+
 def run_onpolicy_distill(
     inst: Instance,
     rounds: int,
@@ -660,37 +717,19 @@ def run_onpolicy_distill(
     ``dps`` None: float64 least squares; an int: mpmath at that precision (iterative refinement).
     A round whose pairs do not span R^d keeps theta (status ``not_identified``).
     """
-    rounds, batch = _check_int("rounds", rounds, 1), _check_int("batch", batch, 1)
-    noise = _check_noise(noise)
-    if dps is not None:
-        check_dps(dps)
-    model = RewardModel(misspec)
-    rtab = model.table_fast(inst)
-    rewards_mp = model.table_mp(inst, dps) if dps is not None else None
-    istar = fast.fisher(inst, fast.onpolicy_pairs(inst, inst.theta_star), inst.theta_star)
-    theta: Any = [mpf(0)] * inst.d if dps is not None else np.zeros(inst.d)
-    theta_f = np.zeros(inst.d)
-    run = DistillRun("onpolicy", int(seed), int(rep), batch, noise, float(misspec), dps)
+    lp = _Loop(inst, "onpolicy", rounds, batch, seed, rep, noise, misspec, dps)
     data: list[Any] = []
-    for t in range(rounds):
-        sampler = theta_f.copy()
+    for t in range(lp.rounds):
+        sampler = lp.theta_f.copy()
         x, y, yp = sample_pairs(
-            inst, onpolicy_q(inst, theta_f), batch, rng_for(seed, rep, t, STREAM_ONPOLICY)
+            inst, onpolicy_q(inst, lp.theta_f), lp.batch, rng_for(seed, rep, t, STREAM_ONPOLICY)
         )
-        e = noisy_differences(batch, noise, rng_for(seed, rep, t, STREAM_NOISE))
+        e = noisy_differences(lp.batch, lp.noise, rng_for(seed, rep, t, STREAM_NOISE))
         if cumulative:
-            data = [np.concatenate([a, b]) for a, b in zip(data, (x, y, yp, e))] if data else [x, y, yp, e]
+            data = _extend(data, (x, y, yp, e))
             x, y, yp, e = (np.asarray(a) for a in data)
-        status = "ok"
-        try:
-            theta = _fit(inst, x, y, yp, rewards_mp, rtab, e, dps)
-            theta_f = np.array([float(v) for v in theta])
-        except MLENotFound:
-            status = "not_identified"
-        run.records.append(
-            _record(inst, t, (t + 1) * batch, theta, theta_f, rtab, istar, sampler, dps, status)
-        )
-    return run
+        lp.step(t, x, y, yp, e, sampler)
+    return lp.run
 
 
 def run_offline_distill(
@@ -708,33 +747,15 @@ def run_offline_distill(
 
     Pairs use ``rng_for(seed, rep, t, STREAM_OFFLINE)``, noise ``rng_for(seed, rep, t, STREAM_NOISE + 1)``.
     """
-    rounds, batch = _check_int("rounds", rounds, 1), _check_int("batch", batch, 1)
-    noise = _check_noise(noise)
-    if dps is not None:
-        check_dps(dps)
-    model = RewardModel(misspec)
-    rtab = model.table_fast(inst)
-    rewards_mp = model.table_mp(inst, dps) if dps is not None else None
-    istar = fast.fisher(inst, fast.onpolicy_pairs(inst, inst.theta_star), inst.theta_star)
+    lp = _Loop(inst, "offline", rounds, batch, seed, rep, noise, misspec, dps)
     q = offline_q(inst)
-    theta: Any = [mpf(0)] * inst.d if dps is not None else np.zeros(inst.d)
-    theta_f = np.zeros(inst.d)
-    run = DistillRun("offline", int(seed), int(rep), batch, noise, float(misspec), dps)
     data: list[Any] = []
-    for t in range(rounds):
-        x, y, yp = sample_pairs(inst, q, batch, rng_for(seed, rep, t, STREAM_OFFLINE))
-        e = noisy_differences(batch, noise, rng_for(seed, rep, t, STREAM_NOISE + 1))
-        data = [np.concatenate([a, b]) for a, b in zip(data, (x, y, yp, e))] if data else [x, y, yp, e]
-        status = "ok"
-        try:
-            theta = _fit(inst, data[0], data[1], data[2], rewards_mp, rtab, data[3], dps)
-            theta_f = np.array([float(v) for v in theta])
-        except MLENotFound:
-            status = "not_identified"
-        run.records.append(
-            _record(inst, t, (t + 1) * batch, theta, theta_f, rtab, istar, np.zeros(inst.d), dps, status)
-        )
-    return run
+    for t in range(lp.rounds):
+        x, y, yp = sample_pairs(inst, q, lp.batch, rng_for(seed, rep, t, STREAM_OFFLINE))
+        e = noisy_differences(lp.batch, lp.noise, rng_for(seed, rep, t, STREAM_NOISE + 1))
+        data = _extend(data, (x, y, yp, e))
+        lp.step(t, data[0], data[1], data[2], data[3], np.zeros(inst.d))
+    return lp.run
 
 
 def c_dev_trajectory(inst: Instance, thetas: Sequence[Any]) -> list[dict[str, float]]:

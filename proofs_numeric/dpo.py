@@ -47,6 +47,7 @@ from .sampling import (
     STREAM_OFFLINE,
     STREAM_ONPOLICY,
     PairCounts,
+    check_int,
     offline_q,
     onpolicy_q,
     rng_for,
@@ -146,12 +147,6 @@ class Trajectory:
         }
 
 
-def _check_int(name: str, v: Any, lo: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise InvalidInput(f"{name} must be an integer >= {lo}, got {name}={v!r}")
-    return int(v)
-
-
 def fit_counts(
     inst: Instance, counts: PairCounts, *, lam: float = 0.0, theta0: Any = None, check_existence: bool = True
 ) -> tuple[F64 | None, int, float]:
@@ -187,6 +182,14 @@ def _record(
     )
 
 
+def _accept(new: F64 | None, theta: F64, exists: bool) -> tuple[F64, bool, str]:
+    """(theta, exists, status) after a round's fit: ``new`` if the MLE exists, else theta kept
+    with status ``mle_not_found`` (see the module docstring)."""
+    if new is None:
+        return theta, exists, "mle_not_found"
+    return new, True, "ok"
+
+
 def run_onpolicy(
     inst: Instance,
     rounds: int,
@@ -199,8 +202,8 @@ def run_onpolicy(
     theta0: Any = None,
 ) -> Trajectory:
     """On-policy DPO for ``rounds`` rounds of ``batch`` pairs (see the module docstring)."""
-    rounds = _check_int("rounds", rounds, 1)
-    batch = _check_int("batch", batch, 1)
+    rounds = check_int("rounds", rounds, 1)
+    batch = check_int("batch", batch, 1)
     if variant not in ("per-batch", "cumulative"):
         raise InvalidInput(f"variant must be per-batch or cumulative, got variant={variant!r}")
     istar = target_fisher(inst)
@@ -223,12 +226,7 @@ def run_onpolicy(
         # nested data (cumulative): once an MLE exists, it exists for every superset
         new, it, gn = fit_counts(inst, data, lam=lam, theta0=theta,
                                  check_existence=not (variant == "cumulative" and exists))
-        status = "ok"
-        if new is None:
-            status = "mle_not_found"
-        else:
-            theta = new
-            exists = True
+        theta, exists, status = _accept(new, theta, exists)
         traj.records.append(
             _record(inst, t, (t + 1) * batch, batch, theta, istar, I_eff, cov, status, it, gn)
         )
@@ -250,8 +248,8 @@ def run_offline(
     ``schedule`` (optional) gives the per-round batch sizes (default: ``rounds`` x ``batch``);
     the data are nested (round t adds its batch to the earlier ones).
     """
-    sizes = [_check_int("batch", batch, 1)] * _check_int("rounds", rounds, 1) if schedule is None else [
-        _check_int("schedule entry", s, 1) for s in schedule
+    sizes = [check_int("batch", batch, 1)] * check_int("rounds", rounds, 1) if schedule is None else [
+        check_int("schedule entry", s, 1) for s in schedule
     ]
     istar = target_fisher(inst)
     q = offline_q(inst)
@@ -267,11 +265,6 @@ def run_offline(
         total = counts if total is None else total + counts
         used += size
         new, it, gn = fit_counts(inst, total, lam=lam, theta0=theta, check_existence=not exists)
-        status = "ok"
-        if new is None:
-            status = "mle_not_found"
-        else:
-            theta = new
-            exists = True
+        theta, exists, status = _accept(new, theta, exists)
         traj.records.append(_record(inst, t, used, size, theta, istar, used * Iref, cov, status, it, gn))
     return traj

@@ -41,24 +41,24 @@ STREAM_LABELS = 3
 STREAM_OTHER = 9
 
 __all__ = [
-    "rng_for", "check_q", "onpolicy_q", "offline_q", "PairSample", "PairCounts",
+    "rng_for", "check_int", "check_q", "onpolicy_q", "offline_q", "PairSample", "PairCounts",
     "sample_pairs", "bt_labels", "sample_labelled_pairs", "sample_counts",
     "STREAM_ONPOLICY", "STREAM_OFFLINE", "STREAM_LABELS", "STREAM_OTHER",
 ]
 
 
+def check_int(name: str, v: Any, lo: int) -> int:
+    """``int(v)`` for an integer ``v >= lo`` (bool excluded); else InvalidInput naming ``name`` and ``v``."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise InvalidInput(f"{name} must be an integer >= {lo}, got {name}={v!r}")
+    return int(v)
+
+
 def rng_for(seed: int, *keys: int) -> np.random.Generator:
     """``np.random.default_rng([seed, *keys])``: an independent, replayable stream per (seed, keys)."""
     for name, v in (("seed", seed), *((f"key{i}", k) for i, k in enumerate(keys))):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-            raise InvalidInput(f"{name} must be an integer >= 0, got {name}={v!r}")
+        check_int(name, v, 0)
     return np.random.default_rng([int(seed), *(int(k) for k in keys)])
-
-
-def _check_n(n: Any) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise InvalidInput(f"n must be an integer >= 1, got n={n!r}")
-    return int(n)
 
 
 def check_q(inst: Instance, q: Any) -> F64:
@@ -152,7 +152,7 @@ def _joint(inst: Instance, q: F64) -> F64:
 def sample_pairs(inst: Instance, q: Any, n: int, rng: np.random.Generator) -> tuple[I64, I64, I64]:
     """n i.i.d. pairs (x, y, y') with x ~ rho, (y, y') ~ q[x]; returns three int arrays."""
     q = check_q(inst, q)
-    n = _check_n(n)
+    n = check_int("n", n, 1)
     p = _joint(inst, q)
     cdf = np.cumsum(p)
     cdf /= cdf[-1]
@@ -188,7 +188,7 @@ def sample_counts(
     Binomial(count, sigma(beta <theta*, z>)) positive labels per cell. Same law as
     :func:`sample_labelled_pairs` followed by :meth:`PairSample.counts`."""
     q = check_q(inst, q)
-    n = _check_n(n)
+    n = check_int("n", n, 1)
     p = _joint(inst, q)
     p = p / p.sum()
     cells = rng.multinomial(n, p).reshape(inst.m, inst.K, inst.K)

@@ -19,12 +19,15 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from proofs_numeric.errors import InvalidInput, check_dps
 from proofs_numeric.generate import PRESETS, preset
 from proofs_numeric.instance import Instance
+
+from .. import simfig
 
 NAME = "simulate"
 HELP = "Simulate on-policy vs offline DPO (or reward distillation) on an instance: plots and JSON."
@@ -115,6 +118,20 @@ def _summary(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _with_bar(
+    use_bar: bool, label: str, total: int | None, call: Callable[[simfig.Progress | None], Any]
+) -> Any:
+    """``call(progress)``: with a transient rich progress bar advanced by ``progress`` when ``use_bar``,
+    else ``call(None)`` (no progress reporting)."""
+    if not use_bar:
+        return call(None)
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        return call(lambda k: bar.advance(task, k))
+
+
 def run(args: argparse.Namespace) -> int:
     inst, json_path, plot_dir = _validate(args)
     from ..simulate import plot_dpo, simulate_dpo
@@ -123,18 +140,9 @@ def run(args: argparse.Namespace) -> int:
     plots: list[str] = []
     use_bar = sys.stderr.isatty()
     if args.method in ("dpo", "both"):
-        total = 3 * args.seeds
-        if use_bar:
-            from rich.progress import Progress
-
-            with Progress(transient=True) as bar:
-                task = bar.add_task("simulate dpo", total=total)
-                res = simulate_dpo(inst, args.rounds, args.batch, args.seeds, args.seed,
-                                   target_factor=args.target_factor,
-                                   progress=lambda k: bar.advance(task, k))
-        else:
-            res = simulate_dpo(inst, args.rounds, args.batch, args.seeds, args.seed,
-                               target_factor=args.target_factor)
+        res = _with_bar(use_bar, "simulate dpo", 3 * args.seeds,
+                        lambda progress: simulate_dpo(inst, args.rounds, args.batch, args.seeds, args.seed,
+                                                      target_factor=args.target_factor, progress=progress))
         out["dpo"] = res
         if plot_dir is not None:
             plots += plot_dpo(res, plot_dir)
@@ -143,14 +151,8 @@ def run(args: argparse.Namespace) -> int:
 
         kw: dict[str, Any] = {"rounds": args.rounds, "batch": args.batch, "seeds": args.seeds,
                               "seed": args.seed, "noise": args.noise, "dps": args.dps}
-        if use_bar:
-            from rich.progress import Progress
-
-            with Progress(transient=True) as bar:
-                task = bar.add_task("simulate distill", total=None)
-                dres = simulate_distill(inst, **kw, progress=lambda k: bar.advance(task, k))
-        else:
-            dres = simulate_distill(inst, **kw)
+        dres = _with_bar(use_bar, "simulate distill", None,
+                         lambda progress: simulate_distill(inst, **kw, progress=progress))
         out["distill"] = dres
         if plot_dir is not None:
             plots += plot_distill(dres, plot_dir)
