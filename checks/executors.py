@@ -29,6 +29,7 @@ from proofs_numeric.errors import InvalidInput
 from proofs_numeric.instance import Instance
 
 from .registry import Claim, InstanceResult, RunOptions
+from .verdict import json_safe
 
 Task = dict[str, Any]
 Result = dict[str, Any]
@@ -159,27 +160,8 @@ def count_instances(source: Mapping[str, Any], claim: Claim, opts: RunOptions) -
 
 
 # ----------------------------------------------------------------- results
-def _jsonable(value: Any) -> Any:
-    """JSON-safe copy: floats stay floats (non-finite as strings), mpf/SymPy/other as str."""
-    import math
-
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "tolist") and callable(value.tolist):  # numpy arrays and scalars
-        return _jsonable(value.tolist())
-    if type(value).__name__ == "mpf":
-        return _jsonable(float(value))
-    return str(value)
-
-
 def result_to_json(r: InstanceResult) -> dict[str, Any]:
-    out: dict[str, Any] = _jsonable(asdict(r))
+    out: dict[str, Any] = json_safe(asdict(r))
     return out
 
 

@@ -33,21 +33,22 @@ def worst_status(statuses: list[str], default: str = "verified") -> str:
     return max(statuses, key=lambda s: _RANK[s])
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe: non-finite floats become strings, tuples become lists."""
+def json_safe(value: Any) -> Any:
+    """A JSON-safe copy: non-finite floats become their repr, tuples and numpy arrays lists,
+    numpy scalars and mpmath mpf Python floats, any other object its str."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _clean(value.tolist())
-    if isinstance(value, np.generic):  # numpy scalar
-        return _clean(value.item())
+        return [json_safe(v) for v in value]
+    if isinstance(value, (np.ndarray, np.generic)):
+        return json_safe(value.tolist())
     if isinstance(value, mpmath.mpf):
-        return _clean(float(value))
-    return value
+        return json_safe(float(value))
+    return str(value)
 
 
 @dataclass
@@ -90,5 +91,5 @@ class Verdict:
         return self.status in HOLDS | FAILS
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = _clean(asdict(self))
+        out: dict[str, Any] = json_safe(asdict(self))
         return out

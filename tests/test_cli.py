@@ -183,3 +183,36 @@ def test_console_script() -> None:
     assert none.returncode == 2 and "Traceback" not in none.stderr
     bad = subprocess.run([exe, "derive", "E99"], capture_output=True, text=True, env=_env(), timeout=300)
     assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["simulate", "--preset", "tiny", "--json", "/nonexistent-dir/x.json"],
+        ["design", "--preset", "tiny", "--json", "/nonexistent-dir/x.json"],
+        ["coverage", "--preset", "tiny", "--json", "/nonexistent-dir/x.json"],
+        ["replay", "README.md", "--json", "/nonexistent-dir/x.json"],
+    ],
+    ids=["simulate", "design", "coverage", "replay"],
+)
+def test_every_command_refuses_an_unwritable_json_target_before_running(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The shared check (checks.commands.common.check_json_target) runs first in every command."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "json directory must exist" in err[0]
+
+
+def test_json_safe_handles_numpy_mpmath_and_other_objects() -> None:
+    import json
+
+    import mpmath
+    import numpy as np
+
+    from checks.verdict import json_safe
+
+    out = json_safe({"a": np.arange(3), "b": mpmath.mpf("0.5"), "c": float("inf"), "d": (1, np.float64(2.5)), "e": object})
+    assert out["a"] == [0, 1, 2] and out["b"] == 0.5 and out["c"] == "inf" and out["d"] == [1, 2.5]
+    assert isinstance(out["e"], str)
+    json.dumps(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -10,8 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from proofs_numeric.errors import InvalidInput
-from proofs_numeric.generate import preset
+from proofs_numeric.generate import PRESETS, preset
 from proofs_numeric.instance import Instance
+
+from ..report import atomic_write
+from ..verdict import json_safe
 
 
 def positive_int(name: str, value: Any, lo: int = 1, hi: int | None = None) -> int:
@@ -33,6 +37,14 @@ def parse_vector(name: str, text: str, d: int) -> list[float]:
     return vals
 
 
+def add_instance_source(p: argparse.ArgumentParser, *, required: bool = False) -> Any:
+    """The mutually exclusive --instance FILE | --preset NAME group (returned, so a command can add to it)."""
+    src = p.add_mutually_exclusive_group(required=required)
+    src.add_argument("--instance", metavar="FILE", default=None, help="instance file (TOML or JSON)")
+    src.add_argument("--preset", metavar="NAME", default=None, help=f"built-in instance: {', '.join(PRESETS)}")
+    return src
+
+
 def load_instance(instance: str | None, preset_name: str | None) -> Instance:
     if (instance is None) == (preset_name is None):
         raise InvalidInput("exactly one of --instance FILE or --preset NAME is required")
@@ -46,21 +58,39 @@ def check_json_target(path: str | None) -> None:
     """Fail before any work if a --json PATH cannot be written."""
     if path is None or path == "-":
         return
-    parent = Path(path).resolve().parent
+    target = Path(path)
+    parent = target.resolve().parent
     if not parent.is_dir():
-        raise InvalidInput(f"--json directory does not exist: json={path!r}")
+        raise InvalidInput(f"json directory must exist, got json={path!r}")
+    if target.is_dir():
+        raise InvalidInput(f"json must be a file path, got a directory json={path!r}")
     if not os.access(parent, os.W_OK):
-        raise InvalidInput(f"--json directory is not writable: json={path!r}")
+        raise InvalidInput(f"json directory must be writable, got json={path!r}")
 
 
-def emit_json(path: str | None, payload: Any) -> None:
-    """Print JSON to stdout ('-') or write it atomically (tmp + rename)."""
+def check_plot_dir(plot: str | None) -> Path | None:
+    """Fail before any work if --plot DIR is a file or cannot be created."""
+    if plot is None:
+        return None
+    d = Path(plot)
+    if d.exists() and not d.is_dir():
+        raise InvalidInput(f"plot must be a directory, got a file plot={plot!r}")
+    if not d.exists() and not d.resolve().parent.is_dir():
+        raise InvalidInput(f"plot directory's parent must exist, got plot={plot!r}")
+    return d
+
+
+def json_text(payload: Any, indent: int = 2) -> str:
+    """JSON of ``payload`` with numpy / mpmath values and non-finite floats made JSON-safe."""
+    return json.dumps(json_safe(payload), indent=indent) + "\n"
+
+
+def emit_json(path: str | None, payload: Any, indent: int = 2) -> None:
+    """Print JSON to stdout ('-') or write it atomically (tmp + fsync + rename)."""
     if path is None:
         return
-    text = json.dumps(payload, indent=2) + "\n"
+    text = json_text(payload, indent)
     if path == "-":
         sys.stdout.write(text)
         return
-    tmp = Path(path).with_name(Path(path).name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    atomic_write(path, text)

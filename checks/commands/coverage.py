@@ -27,20 +27,15 @@ from mpmath import mp
 from proofs_numeric import coverage as cov
 from proofs_numeric.certify import arb_prec, bits_for_dps
 from proofs_numeric.errors import InvalidInput, check_dps
-from proofs_numeric.generate import PRESETS
 
-from .common import check_json_target, emit_json, load_instance, parse_vector
+from .common import add_instance_source, check_json_target, emit_json, load_instance, parse_vector
 
 NAME = "coverage"
 HELP = "Print every coverage constant (C_inf, C_Sigma, C_I, C_dev, N_gen) of an instance with certified enclosures."
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--instance", metavar="FILE", default=None, help="instance file (TOML or JSON)")
-    src.add_argument(
-        "--preset", metavar="NAME", default=None, help=f"built-in instance: {', '.join(PRESETS)}"
-    )
+    add_instance_source(p)
     p.add_argument(
         "--theta", metavar="V1,...", default=None, help="sampling policy pi_theta (default 0: pi_ref)"
     )

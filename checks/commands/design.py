@@ -19,28 +19,29 @@ bound, 1 otherwise, 2 on bad input (validated before anything is written).
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from proofs_numeric.certify import bits_for_dps
 from proofs_numeric.errors import InvalidInput, check_dps
-from proofs_numeric.generate import PRESETS, preset
-from proofs_numeric.instance import Instance
+
+from ..simfig import save_png
+from .common import (
+    add_instance_source,
+    check_json_target,
+    check_plot_dir,
+    emit_json,
+    load_instance,
+    parse_vector,
+)
 
 NAME = "design"
 HELP = "Certified preferential G/D-optimal design over response pairs (D1-D4), or the coverage study."
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--instance", metavar="FILE", default=None, help="instance file (TOML or JSON)")
-    src.add_argument(
-        "--preset", metavar="NAME", default=None, help=f"built-in instance: {', '.join(PRESETS)}"
-    )
+    src = add_instance_source(p)
     src.add_argument("--study", action="store_true", help="run the coverage-independence study instead")
     p.add_argument(
         "--theta", metavar="V1,...", default=None, help="theta for the curvature weights (default 0)"
@@ -55,42 +56,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="study: run seed (default 0)")
 
 
-def _parse_theta(text: str, d: int) -> list[float]:
-    parts = [t.strip() for t in text.split(",")]
-    vals = []
-    for i, t in enumerate(parts):
-        try:
-            v = float(t)
-        except ValueError:
-            raise InvalidInput(f"theta must be comma-separated numbers, got theta[{i}]={t!r}") from None
-        if not math.isfinite(v):
-            raise InvalidInput(f"theta must be finite, got theta[{i}]={t!r}")
-        vals.append(v)
-    if len(vals) != d:
-        raise InvalidInput(f"theta must have d={d} entries, got {len(vals)}")
-    return vals
-
-
 def _check_outputs(args: argparse.Namespace) -> None:
-    if args.json not in (None, "-"):
-        parent = Path(args.json).resolve().parent
-        if not parent.is_dir():
-            raise InvalidInput(f"json must be '-' or a path in an existing directory, got json={args.json!r}")
-    if args.plot is not None:
-        pd = Path(args.plot)
-        if pd.exists() and not pd.is_dir():
-            raise InvalidInput(f"plot must be a directory, got plot={args.plot!r} (a file)")
-
-
-def _write_json(target: str, payload: dict[str, Any]) -> None:
-    text = json.dumps(payload, indent=2, default=float)
-    if target == "-":
-        sys.stdout.write(text + "\n")
-        return
-    path = Path(target)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text + "\n")
-    os.replace(tmp, path)
+    check_json_target(args.json)
+    check_plot_dir(args.plot)
 
 
 def plot_weights(payload: dict[str, Any], directory: str | Path) -> Path:
@@ -116,11 +84,8 @@ def plot_weights(payload: dict[str, Any], directory: str | Path) -> Path:
         fontsize=9,
     )
     fig.tight_layout()
-    out = d / "design_weights.png"
-    tmp = d / "design_weights.tmp.png"
-    fig.savefig(tmp, dpi=110)
+    out = Path(save_png(fig, str(d / "design_weights.png")))
     plt.close(fig)
-    os.replace(tmp, out)
     return out
 
 
@@ -150,7 +115,7 @@ def _run_study(args: argparse.Namespace) -> int:
             str(plot_study(by_tilt, Path(args.plot) / "coverage_study_tilt.png", x="tilt")),
         ]
     if args.json is not None:
-        _write_json(args.json, payload)
+        emit_json(args.json, payload)
     if args.json != "-":
         print("max_z |<theta_hat - theta*, z>|, median (q75), same budget; poor-coverage family")
         print("growing ||theta*|| D (coverage and curvature change together):")
@@ -167,14 +132,10 @@ def run(args: argparse.Namespace) -> int:
     _check_outputs(args)
     if args.study:
         return _run_study(args)
-    inst: Instance
-    if args.instance is not None:
-        inst = Instance.load(args.instance)
-    elif args.preset is not None:
-        inst = preset(args.preset)
-    else:
+    if args.instance is None and args.preset is None:
         raise InvalidInput("one of --instance FILE, --preset NAME or --study is required")
-    theta = _parse_theta(args.theta, inst.d) if args.theta is not None else None
+    inst = load_instance(args.instance, args.preset)
+    theta = parse_vector("theta", args.theta, inst.d) if args.theta is not None else None
 
     from proofs_numeric.design import solve_design
 
@@ -189,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot is not None:
         payload["plot"] = str(plot_weights(payload, args.plot))
     if args.json is not None:
-        _write_json(args.json, payload)
+        emit_json(args.json, payload)
     if args.json != "-":
         print(f"instance {inst.name}: m={inst.m} K={inst.K} d={inst.d} |Z|={payload['n_pairs']} "
               "(unordered pairs)")

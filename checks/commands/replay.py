@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -165,19 +164,17 @@ def settle(verdicts: list[Verdict]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..report import atomic_write
+    from .common import check_json_target, emit_json
 
     if args.dps is not None:
         check_dps(args.dps)
+    check_json_target(args.json)
     rec = load_record(args.file, args.claim)
     verdicts = replay(rec, args.dps)
     code = settle(verdicts)
-    payload = json.dumps([v.to_json() for v in verdicts], indent=2) + "\n"
+    emit_json(args.json, [v.to_json() for v in verdicts])
     if args.json == "-":
-        sys.stdout.write(payload)
         return code
-    if args.json is not None:
-        atomic_write(args.json, payload)
     name = rec["instance"].get("name", "instance")
     for v in verdicts:
         print(f"{v.claim} on {name} at dps={v.dps}: {v.status} (expect {v.expect}); {v.message}")

@@ -17,26 +17,24 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from proofs_numeric.errors import InvalidInput, check_dps
-from proofs_numeric.generate import PRESETS, preset
 from proofs_numeric.instance import Instance
 
 from .. import simfig
+from ..verdict import json_safe
+from .common import add_instance_source, check_json_target, check_plot_dir, emit_json, load_instance
 
 NAME = "simulate"
 HELP = "Simulate on-policy vs offline DPO (or reward distillation) on an instance: plots and JSON."
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--preset", metavar="NAME", help=f"built-in instance ({', '.join(PRESETS)})")
-    src.add_argument("--instance", metavar="FILE", help="instance file (.toml or .json)")
+    add_instance_source(p, required=True)
     p.add_argument("--rounds", type=int, default=10, help="on-policy rounds T (default 10)")
     p.add_argument("--batch", type=int, default=1000, help="pairs per round n (default 1000)")
     p.add_argument("--seeds", type=int, default=10, help="replications S (default 10)")
@@ -50,29 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dps", type=int, default=50, help="digits for distill's exact checks (default 50)")
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):
-        return _json_safe(value.item())
-    return value
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _validate(args: argparse.Namespace) -> tuple[Instance, Path | None, Path | None]:
+def _validate(args: argparse.Namespace) -> tuple[Instance, Path | None]:
     from ..simulate import check_sim_args
 
     check_sim_args(args.rounds, args.batch, args.seeds, args.seed)
@@ -83,23 +59,10 @@ def _validate(args: argparse.Namespace) -> tuple[Instance, Path | None, Path | N
         raise InvalidInput(f"noise must be a finite number >= 0, got noise={args.noise!r}")
     if args.method != "dpo":
         check_dps(args.dps, what="dps")
-    inst = preset(args.preset) if args.preset is not None else Instance.load(args.instance)
-    json_path = None
-    if args.json is not None and args.json != "-":
-        json_path = Path(args.json)
-        parent = json_path.parent if str(json_path.parent) else Path(".")
-        if not parent.is_dir():
-            raise InvalidInput(f"json directory must exist, got json={args.json!r}")
-        if json_path.is_dir():
-            raise InvalidInput(f"json must be a file path, got a directory json={args.json!r}")
-    plot_dir = None
-    if args.plot is not None:
-        plot_dir = Path(args.plot)
-        if plot_dir.exists() and not plot_dir.is_dir():
-            raise InvalidInput(f"plot must be a directory, got a file plot={args.plot!r}")
-        if not plot_dir.exists() and not plot_dir.parent.is_dir():
-            raise InvalidInput(f"plot directory's parent must exist, got plot={args.plot!r}")
-    return inst, json_path, plot_dir
+    inst = load_instance(args.instance, args.preset)
+    check_json_target(args.json)
+    plot_dir = check_plot_dir(args.plot)
+    return inst, plot_dir
 
 
 def _summary(res: dict[str, Any]) -> str:
@@ -133,7 +96,7 @@ def _with_bar(
 
 
 def run(args: argparse.Namespace) -> int:
-    inst, json_path, plot_dir = _validate(args)
+    inst, plot_dir = _validate(args)
     from ..simulate import plot_dpo, simulate_dpo
 
     out: dict[str, Any] = {"method": args.method}
@@ -157,16 +120,12 @@ def run(args: argparse.Namespace) -> int:
         if plot_dir is not None:
             plots += plot_distill(dres, plot_dir)
     out["plots"] = plots
-    text = json.dumps(_json_safe(out), indent=1)
-    if args.json == "-":
-        sys.stdout.write(text + "\n")
-    else:
-        if json_path is not None:
-            _atomic_write(json_path, text + "\n")
+    emit_json(args.json, out, indent=1)
+    if args.json != "-":
         if "dpo" in out:
             print(_summary(out["dpo"]))
         if "distill" in out:
-            print(f"distill: {len(json.dumps(_json_safe(out['distill'])))} bytes of results")
+            print(f"distill: {len(json.dumps(json_safe(out['distill'])))} bytes of results")
         for p in plots:
             print(f"plot: {p}")
     return 0
