@@ -80,6 +80,15 @@ def e5(K: int, d: int) -> Derivation:
     )
 
 
+def _reduction_steps(cs: ContextSymbols) -> list[tuple[str, sp.Basic]]:
+    """The steps shown for E6 and E7: the definition, then E5's cancellation (first pair, o = +1)."""
+    y, yp = cs.pairs[0]
+    return [
+        ("l = -log sigma(o beta h)", loss_definition(cs, y, yp, 1)),
+        ("E5: partition functions and pi_ref cancel", reduced_loss_definition(cs, y, yp, 1)),
+    ]
+
+
 @cache
 def e6(K: int, d: int) -> Derivation:
     r"""E6: \nabla l = -o\beta\sigma(-o\beta\langle\theta,z\rangle) z.
@@ -92,12 +101,7 @@ def e6(K: int, d: int) -> Derivation:
     closed = _stack(
         [-o * cs.beta * sigma(-o * cs.beta * cs.dot_theta(cs.z(y, yp))) * cs.z(y, yp) for y, yp in cs.pairs for o in LABELS]
     )
-    y, yp = cs.pairs[0]
-    return Derivation(
-        "E6", "gradient of the DPO loss", cs, derived=derived, closed=closed,
-        steps=[("l = -log sigma(o beta h)", loss_definition(cs, y, yp, 1)),
-               ("E5: partition functions and pi_ref cancel", reduced_loss_definition(cs, y, yp, 1))],
-    )
+    return Derivation("E6", "gradient of the DPO loss", cs, derived=derived, closed=closed, steps=_reduction_steps(cs))
 
 
 @cache
@@ -113,11 +117,8 @@ def e7(K: int, d: int) -> Derivation:
             for o in LABELS
         ]
     )
-    y, yp = cs.pairs[0]
     return Derivation(
-        "E7", "Hessian of the DPO loss (label-free)", cs, derived=derived, closed=closed,
-        steps=[("l = -log sigma(o beta h)", loss_definition(cs, y, yp, 1)),
-               ("E5: partition functions and pi_ref cancel", reduced_loss_definition(cs, y, yp, 1))],
+        "E7", "Hessian of the DPO loss (label-free)", cs, derived=derived, closed=closed, steps=_reduction_steps(cs)
     )
 
 
