@@ -12,6 +12,7 @@ E17 uses the non-symmetric pair weights pi_theta(y) pi_ref(y') to exercise the s
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -35,8 +36,19 @@ QFn = Callable[[Instance, Sequence[Any], int], list[Any]]
 
 # ------------------------------------------------------------- samplers
 def q_onpolicy(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
-    """q_{pi_theta} at the point (theta = 0: the offline sampler q_{pi_ref})."""
+    """q_{pi_theta} at the point (theta = 0: the offline sampler q_{pi_ref}).
+
+    The theory side, the numeric side and E9's scale all need the same high-precision q at
+    the same point and precision: it is computed once and shared (read-only).
+    """
+    if all(isinstance(t, (int, float)) for t in theta):  # exact as a key; mpf points are not cached
+        return _q_onpolicy_cached(inst, tuple(float(t) for t in theta), dps)
     return M.onpolicy_pairs(inst, theta, dps)
+
+
+@lru_cache(maxsize=64)
+def _q_onpolicy_cached(inst: Instance, theta: tuple[float, ...], dps: int) -> list[Any]:
+    return M.onpolicy_pairs(inst, list(theta), dps)
 
 
 def q_mixed(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
