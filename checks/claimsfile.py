@@ -64,7 +64,7 @@ from proofs_numeric.errors import InvalidInput, check_dps
 from proofs_numeric.generate import FAMILIES, PRESETS
 from proofs_numeric.instance import Instance
 
-from .exprparse import Expr, parse
+from .exprparse import FUNCTIONS, Expr, parse
 from .quantities import QUANTITIES, QuantityEvaluator
 from .registry import Claim, InstanceResult, RunOptions
 from .verdict import FAILS, Verdict
@@ -120,17 +120,33 @@ def _number(key: str, v: Any) -> float:
 
 
 def claim_symbols(claim: Claim) -> set[str]:
-    """The symbols an override of ``claim``'s constants may use: those of its relation and constants."""
-    out: set[str] = set()
+    """The symbols an override of ``claim``'s constants may use: :attr:`Claim.symbols` and those of its
+    relation and default constants."""
+    out: set[str] = set(claim.symbols)
     try:
         rel = claim.relation() if claim.relation is not None else None
     except Exception:  # noqa: BLE001 - a relation that cannot be built only limits the symbols
         rel = None
     if rel is not None:
         out |= {str(s) for s in getattr(rel, "free_symbols", ())}
-    for val in claim.constants.values():
+    for name, val in claim.constants.items():
         out |= {str(s) for s in getattr(val, "free_symbols", ())}
+        if isinstance(val, str):
+            out |= set(_default_symbols(val, name))
     return out - set(claim.constants)
+
+
+def _default_symbols(text: str, name: str) -> frozenset[str]:
+    """The names a default constant's expression text uses (an identifier-only parse)."""
+    import ast
+
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError:
+        return frozenset()
+    return frozenset(
+        n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id not in FUNCTIONS
+    )
 
 
 def load(path: str | Path, registered: Mapping[str, Claim] | None = None) -> ClaimsFile:
@@ -590,9 +606,10 @@ def _check_entry(spec: dict[str, Any], claim: Claim, inst: Instance, opts: RunOp
 
 
 def spec_constants(texts: Mapping[str, str], claim: Claim) -> dict[str, Any]:
-    """Constant override texts -> SymPy expressions in ``claim``'s symbols."""
+    """Constant override texts, validated against ``claim``'s symbols, kept as text: each claim reads
+    them exactly with :func:`checks.constants.constant` (no float, no SymPy object in between)."""
     syms = claim_symbols(claim)
-    return {k: parse(v, syms, key=f"constants.{claim.id}.{k}").sympy() for k, v in texts.items()}
+    return {k: parse(v, syms, key=f"constants.{claim.id}.{k}").text for k, v in texts.items()}
 
 
 def instance_source(cf: ClaimsFile | None) -> dict[str, Any] | None:

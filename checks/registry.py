@@ -74,7 +74,9 @@ class Claim:
     constants : the claim's constants as SymPy expressions (overridable per run).
     expect : ``holds`` or ``open`` (an open question: settled either way).
     reference : THEORY.md id and paper section.
-    check : evaluates one instance.
+    check : evaluates one instance (raises :class:`~proofs_numeric.errors.HypothesisFails` when
+        the claim's hypothesis fails on it: the instance is then ``skipped``).
+    symbols : the names a constant expression may use, valued per instance by the check.
     aggregate : folds instance results into a Verdict (default: :func:`checks.runner.default_aggregate`).
     """
 
@@ -90,6 +92,8 @@ class Claim:
     aggregate: AggregateFn | None = None
     #: instances this claim runs on when none are given (None: the default instance set)
     default_instances: Callable[[RunOptions], list[Instance]] | None = None
+    #: symbols its constants may use (d, d_Z, K, m, beta, D, W, r, ...): see :mod:`checks.constants`
+    symbols: tuple[str, ...] = ()
 
     def latex(self) -> str:
         if self.relation is None:

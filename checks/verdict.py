@@ -23,14 +23,22 @@ HOLDS = frozenset({"verified", "certified", "consistent"})
 #: Statuses that mean "the claim was shown false".
 FAILS = frozenset({"refuted", "rejected"})
 
+#: Per-instance status of an instance on which the claim's hypothesis fails (never a verdict status).
+SKIPPED = "skipped"
+
 _RANK = {"verified": 0, "certified": 0, "consistent": 0, "inconclusive": 1, "refuted": 2, "rejected": 2, "error": 3}
 
 
 def worst_status(statuses: list[str], default: str = "verified") -> str:
-    """The most severe status of a list (error > refuted/rejected > inconclusive > holds)."""
-    if not statuses:
-        return default
-    return max(statuses, key=lambda s: _RANK[s])
+    """The most severe status of a list (error > refuted/rejected > inconclusive > holds).
+
+    ``skipped`` entries (hypothesis fails on that instance) say nothing about the claim and are
+    left out; a list of nothing else gives ``inconclusive``.
+    """
+    decided = [s for s in statuses if s != SKIPPED]
+    if not decided:
+        return "inconclusive" if statuses else default
+    return max(decided, key=lambda s: _RANK[s])
 
 
 def json_safe(value: Any) -> Any:

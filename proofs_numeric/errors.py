@@ -28,6 +28,12 @@ class PrecisionError(PrefcheckError, ValueError):
     """A high-precision routine was asked for a precision too low to mean anything."""
 
 
+class HypothesisFails(PrefcheckError):
+    """A claim's hypothesis does not hold on this instance (pairs do not span, n too small to span,
+    weights underflow, ...): the instance is *skipped* for that claim (counted and reported, never
+    an abort of the run, never a verdict on the claim). The message names the hypothesis and value."""
+
+
 class MLENotFound(PrefcheckError, ArithmeticError):
     """The maximum-likelihood estimate does not exist (e.g. separable labels)."""
 

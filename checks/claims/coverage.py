@@ -68,19 +68,12 @@ def _prec(opts: RunOptions) -> int:
 
 
 def _num(opts: RunOptions, key: str, default: float, *, positive: bool = False) -> float:
-    """Read a numeric constant from RunOptions.constants (SymPy numbers, ints, floats, numeric strings)."""
-    raw = opts.constants.get(key, default)
-    try:
-        if isinstance(raw, bool):
-            raise TypeError
-        if isinstance(raw, str):
-            from fractions import Fraction
+    """Read a numeric constant from RunOptions.constants (numbers, SymPy numbers, expression text)
+    through the exact reader :func:`checks.constants.read`; the float is its nearest double."""
+    from checks.constants import read
 
-            val = float(Fraction(raw.strip()))
-        else:
-            val = float(raw)
-    except (TypeError, ValueError, ZeroDivisionError):
-        raise InvalidInput(f"constants.{key} must be a number, got {key}={raw!r}") from None
+    raw = opts.constants.get(key, default)
+    val = read(raw, f"constants.{key}").float()
     if not math.isfinite(val) or (positive and val <= 0):
         raise InvalidInput(
             f"constants.{key} must be a finite number{' > 0' if positive else ''}, got {key}={raw!r}"

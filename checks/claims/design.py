@@ -39,7 +39,6 @@ from proofs_numeric.hybrid import VARIANTS, two_round
 from proofs_numeric.instance import Instance
 from proofs_numeric.sampling import rng_for
 
-from ..exprparse import parse
 from ..registry import CheckFn, Claim, InstanceResult, RunOptions
 from ..stats import binomial_exceedance_verdict
 
@@ -75,14 +74,11 @@ def design_for(inst: Instance, theta: Any, opts: RunOptions) -> DesignResult:
 
 
 def _const(opts: RunOptions, cid: str, name: str, default: Any, d_Z: int) -> float:
-    """A constant: a number, or an expression in d_Z (parsed safely), evaluated in float64."""
+    """A constant: a number, or an expression in d_Z (parsed safely by :func:`checks.constants.read`)."""
+    from ..constants import read
+
     raw = opts.constants.get(name, default)
-    if isinstance(raw, bool):
-        raise InvalidInput(f"constants.{cid}.{name} must be a number or an expression in d_Z, got {raw!r}")
-    if isinstance(raw, (int, float, np.integer, np.floating)):
-        return float(raw)
-    expr = parse(raw, {"d_Z"}, key=f"constants.{cid}.{name}")
-    return expr.float({"d_Z": float(d_Z)})
+    return read(raw, f"constants.{cid}.{name}", {"d_Z"}).float({"d_Z": d_Z})
 
 
 def _thetas(inst: Instance) -> list[tuple[str, np.ndarray]]:

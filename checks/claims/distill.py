@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -66,15 +65,14 @@ STREAM_S6_NOISE = 63
 
 
 # ---------------------------------------------------------------- plumbing
-def _num(opts: RunOptions, key: str, default: float) -> float:
-    """A numeric constant from RunOptions.constants (int, float, SymPy number or a numeric string)."""
+def _num(opts: RunOptions, key: str, default: float, *, d: int | None = None) -> float:
+    """A numeric constant from RunOptions.constants (numbers, SymPy numbers, expression text, in
+    ``d`` where given), read exactly by :func:`checks.constants.read`; returns its nearest double."""
+    from ..constants import read
+
     raw = opts.constants.get(key, default)
-    try:
-        if isinstance(raw, bool):
-            raise TypeError
-        val = float(Fraction(raw)) if isinstance(raw, str) else float(raw)
-    except (TypeError, ValueError, ZeroDivisionError):
-        raise InvalidInput(f"constant {key} must be a number, got {key}={raw!r}") from None
+    env = {"d": d} if d is not None else {}
+    val = read(raw, f"constants.{key}", set(env)).float(env)
     if not math.isfinite(val):
         raise InvalidInput(f"constant {key} must be finite, got {key}={raw!r}")
     return val
@@ -82,9 +80,7 @@ def _num(opts: RunOptions, key: str, default: float) -> float:
 
 def _int_const(opts: RunOptions, key: str, default: int, *, d: int | None = None) -> int:
     raw = opts.constants.get(key, default)
-    if isinstance(raw, str) and raw.strip() == "d" and d is not None:
-        return d
-    val = _num(opts, key, default)
+    val = _num(opts, key, default, d=d)
     if val != int(val) or val < 1:
         raise InvalidInput(f"constant {key} must be an integer >= 1, got {key}={raw!r}")
     return int(val)
@@ -359,7 +355,7 @@ def check_s6(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
     s = _num(opts, "s", 0.5)
     if nf <= 0 or s <= 0:
         raise InvalidInput(f"constants noise_factor and s must be > 0, got noise_factor={nf}, s={s}")
-    n = _int_const(opts, "n", 4 * inst.d)
+    n = _int_const(opts, "n", 4 * inst.d, d=inst.d)
     reps = opts.replications or (200 if opts.quick else 400)
     T = s6_statistics(inst, n=n, s=s, replications=reps, seed=opts.seed, noise_factor=nf)
     out = ks_chi2_verdict(T, inst.d, opts.level)

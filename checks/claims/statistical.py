@@ -54,11 +54,11 @@ S4_SEEDS, S4_SEEDS_QUICK = 16, 8
 
 
 def _const(opts: RunOptions, claim: Claim, key: str) -> float:
+    """A constant (override or registry default) read by :func:`checks.constants.constant`."""
+    from ..constants import constant
+
     raw = opts.constants.get(key, claim.constants.get(key))
-    try:
-        val = float(raw)  # sympy numbers, ints, floats; never eval of text
-    except (TypeError, ValueError):
-        raise InvalidInput(f"constant {key} must be a number, got {key}={raw!r}") from None
+    val = constant(opts, claim, key).float()
     if not math.isfinite(val):
         raise InvalidInput(f"constant {key} must be finite, got {key}={raw!r}")
     return val

@@ -349,9 +349,13 @@ def _aggregate(
     if pc.constants:
         v.details["constants"] = dict(pc.constants)
         if v.stated_constant is None and len(consts) == 1:
-            val = next(iter(consts.values()))
-            if getattr(val, "is_number", False):
-                v.stated_constant = float(val)
+            from ..claimsfile import claim_symbols
+            from ..constants import read
+
+            name, val = next(iter(consts.items()))
+            const = read(val, f"constants.{pc.claim.id}.{name}", claim_symbols(pc.claim))
+            if not const.symbols:
+                v.stated_constant = const.float()
     return v
 
 
