@@ -67,6 +67,7 @@ from .design_cert import (
     coordinates,
     instance_rows,
     optimum_leverage_bound,
+    refine_design,
     up,
     vector_rows,
 )
@@ -583,7 +584,60 @@ def _result(
         t0 = time.perf_counter()
         res.certificate = certify_design(coords, sw, {int(i): float(lam[i]) for i in supp}, prec=prec, tier=tier)
         res.timings["certificate"] = time.perf_counter() - t0
+        _refine(res, prec, tier)
     return res
+
+
+def _refine(res: DesignResult, prec: int, tier: str) -> None:
+    """When the exact optimum was not certified because float64 could not resolve it (a pair off the
+    support at or above d_Z, a weight at 0), refine at ``prec`` bits and certify again; the result
+    takes the refined design only if its exact optimum is then certified."""
+    cert = res.certificate or {}
+    ex = cert.get("exact_optimum") or {}
+    if ex.get("certified") or res.coords is None:
+        return
+    cand = [int(i) for i in ex.get("off_support_above_d_Z", [])]
+    cand += [int(t[0]) for t in ex.get("off_support_undecided", [])]
+    if not cand and "weight" not in str(ex.get("reason", "")):
+        return
+    t0 = time.perf_counter()
+    centre: dict[int, Any] = {int(i): float(res.weights[i]) for i in res.support}
+    digits = max(20, int(prec / math.log2(10)))
+    found = None
+    rounds = 0
+    while rounds < 3:  # the pool grows by the pairs each new certificate finds at or above d_Z
+        rounds += 1
+        out = refine_design(res.coords, centre, cand, prec=prec)
+        if out is None:
+            break
+        w, info = out
+        sw = {i: w[i].str(digits, radius=False) for i in sorted(w)}
+        cert2 = certify_design(res.coords, sw, w, prec=prec, tier=tier)
+        ex2 = cert2.get("exact_optimum") or {}
+        if ex2.get("certified"):
+            found = (w, info, sw, cert2)
+            break
+        more = [int(i) for i in ex2.get("off_support_above_d_Z", [])]
+        more += [int(t[0]) for t in ex2.get("off_support_undecided", [])]
+        if not set(more) - set(cand) - set(w):
+            break
+        cand = sorted(set(cand) | set(more))
+        centre = dict(w)
+    res.iterations["refine_rounds"] = rounds
+    res.timings["refine"] = time.perf_counter() - t0
+    if found is None:
+        return
+    w, info, sw, cert2 = found
+    lam = np.zeros(res.weights.shape[0])
+    for i, v in w.items():
+        lam[i] = float(v.mid())
+    res.weights = lam
+    res.support = np.asarray(sorted(w), dtype=np.int64)
+    res.support_weights = sw
+    res.g_float, res.logdet_float = _float_summary(res.coords, lam)
+    cert2["refined"] = {"prec": prec, **info, "first_attempt": ex.get("reason")}
+    res.certificate = cert2
+    res.iterations.update({f"refine_{k}": v for k, v in info.items()})
 
 
 def _prec_for(dps: int, prec: int | None) -> int:
@@ -750,6 +804,28 @@ def refute_support_bound(
     return "refuted"
 
 
+def _fmpq_of(x: float) -> Any:
+    import flint
+
+    p, q = float(x).as_integer_ratio()
+    return flint.fmpq(p, q)
+
+
+def _fmpq_exact(c: Any) -> Any:
+    """c as an exact python-flint rational (int, float, Fraction, fmpq), else None (an Arb ball)."""
+    import flint
+
+    if isinstance(c, flint.fmpq):
+        return c
+    if isinstance(c, Fraction):
+        return flint.fmpq(c.numerator, c.denominator)
+    if isinstance(c, (int, np.integer)) and not isinstance(c, (bool, np.bool_)):
+        return flint.fmpq(int(c))
+    if isinstance(c, (float, np.floating)) and math.isfinite(float(c)):
+        return _fmpq_of(float(c))
+    return None
+
+
 def _as_arb(c: Any) -> Any:
     """An exact-as-possible Arb ball of a constant (float, int, Fraction, flint arb/fmpq)."""
     import flint
@@ -785,8 +861,12 @@ def certify_transfer(
     :math:`w_{\theta^*}(z) \ge e^{-\beta|\langle\theta^*-\theta,z\rangle|}w_\theta(z)`).
 
     ``c`` is exact: an int, a float (its binary value), a Fraction or an Arb ball (evaluated by the
-    caller at ``prec``). Decided in Arb, all at ``prec`` bits, with no float64 weights (no underflow
-    at any beta):
+    caller at ``prec``). Decided with exact rationals and Arb at ``prec`` bits, with no float64
+    weights (no underflow at any beta). Per pair, in logs,
+    :math:`\log w_{\theta^*}(z) - \log w_\theta(z) + c\beta e = [c\beta e - (|\beta t^*| - |\beta t|)]
+    + [\tau(\beta t) - \tau(\beta t^*)]`, :math:`t = \langle\theta, z\rangle`, :math:`t^* = \langle\theta^*, z\rangle`,
+    :math:`\tau(v) = 2\log(1 + e^{-|v|})`; the first bracket is an exact rational (python-flint fmpq),
+    so the pair that attains e (where it is 0 at c = 1) is decided by the positive second bracket:
 
     - theta = theta* exactly: both sides are the same matrix and the factor is 1: certified (exact);
     - every support pair has :math:`w_{\theta^*}(z) - f w_\theta(z) \ge 0` (f = e^{-c beta e}): the
@@ -799,7 +879,7 @@ def certify_transfer(
     """
     import flint
 
-    from .certify import arb_max, certify_loewner_leq
+    from .certify import certify_loewner_leq
 
     th = _theta(inst, theta)
     ts = _theta(inst, theta_star)
@@ -808,23 +888,34 @@ def certify_transfer(
     S = sorted(int(i) for i in support_weights)
     n = idx.shape[0]
     with _flint_prec(prec):
+        # exact rationals: t = <theta, z>, t* = <theta*, z>, delta = t* - t, e = max |delta|
+        Zq = flint.fmpq_mat(rows.z_fmpq(range(n)))
+        Th = flint.fmpq_mat([[_fmpq_of(a), _fmpq_of(t)] for a, t in zip(th, ts)])
+        TT = Zq * Th
+        t = [TT[i, 0] for i in range(n)]
+        t_s = [TT[i, 1] for i in range(n)]
+        delta = [abs(t_s[i] - t[i]) for i in range(n)]
+        e_q = max(delta)
+        bq = _fmpq_of(float(inst.beta))
         cc = _as_arb(c)
-        b = flint.arb(float(inst.beta))
-        tha = [flint.arb(float(t)) for t in th]
-        tsa = [flint.arb(float(t)) for t in ts]
-        zr = rows.z_arb(range(n))
-        u = [b * sum((t * zj for t, zj in zip(tha, z)), flint.arb(0)) for z in zr]
-        us = [b * sum((t * zj for t, zj in zip(tsa, z)), flint.arb(0)) for z in zr]
-        diffs = [abs(sum(((a - t) * zj for a, t, zj in zip(tsa, tha, z)), flint.arb(0))) for z in zr]
-        e_ball = arb_max(diffs)
-        factor = (-cc * b * e_ball).exp()
-        # log w*(z) - log w(z) >= log f  <=>  w*(z) >= f w(z); in logs: no underflow at any beta
-        def log_sp(v: Any) -> Any:
-            a = abs(v)
-            return -a - 2 * (-a).exp().log1p()
+        c_q = _fmpq_exact(c)
+        b = flint.arb(bq)
 
-        logf = -cc * b * e_ball
-        coef = [log_sp(us[i]) - log_sp(u[i]) - logf for i in range(n)]
+        def h_tail(v: Any) -> Any:
+            """2 log1p(e^{-|v|}) (the non-linear part of -log sigma'(v) = |v| + 2 log1p(e^{-|v|}))."""
+            return 2 * (-abs(flint.arb(v))).exp().log1p()
+
+        # coefficient of z z^T in M(theta*) - f M(theta), divided by w_theta(z), in logs:
+        # log w*(z) - log w(z) + c beta e = [c beta e - (|beta t*| - |beta t|)] + [tail(beta t) - tail(beta t*)]
+        # the first bracket is exact (rational when c is), so equality cases are decided exactly
+        A = [abs(bq * t_s[i]) - abs(bq * t[i]) for i in range(n)]
+        if c_q is not None:
+            R = [flint.arb(c_q * bq * e_q - A[i]) for i in range(n)]
+        else:
+            R = [cc * b * flint.arb(e_q) - flint.arb(A[i]) for i in range(n)]
+        coef = [R[i] + h_tail(bq * t[i]) - h_tail(bq * t_s[i]) for i in range(n)]
+        e_ball = flint.arb(e_q)
+        factor = (-cc * b * e_ball).exp()
         per_pair = "certified"
         for cf in coef:
             if cf < 0:
@@ -832,11 +923,12 @@ def certify_transfer(
                 break
             if not cf >= 0:
                 per_pair = "inconclusive"
+        # w*(z) / w(z) = exp(-A + tail(beta t) - tail(beta t*))
+        ratio = {i: (flint.arb(-A[i]) + h_tail(bq * t[i]) - h_tail(bq * t_s[i])).exp() for i in S}
         coords = _coords(rows, None)
         CS = coords.arb_rows(S)
         lam = {i: flint.arb(support_weights[i]) for i in S}
         tot = sum(lam.values(), flint.arb(0))
-        ratio = {i: (log_sp(us[i]) - log_sp(u[i])).exp() for i in S}
         if np.array_equal(th, ts):
             status, method = "certified", "exact: theta = theta*, both sides are M(lambda; theta) and the factor is 1"
         elif all(coef[i] >= 0 for i in S):

@@ -69,6 +69,7 @@ __all__ = [
     "coordinates",
     "certify_design",
     "krawczyk_optimum",
+    "refine_design",
     "float_tier_available",
     "optimum_leverage_bound",
     "SPREAD",
@@ -109,13 +110,13 @@ def float_tier_available() -> bool:
     if _FLOAT_TIER_OK is None:
         import sys
 
-        ok = sys.float_info.mant_dig == 53 and sys.float_info.radix == 2
+        ok: bool = sys.float_info.mant_dig == 53 and sys.float_info.radix == 2
         from fractions import Fraction
 
         one = np.float64(1.0)
         # ties to even: 1 + u rounds to 1; 1 + (u + 4u^2) is above the tie and rounds up
-        ok = ok and (one + np.float64(U)) == one and (one + np.float64(U + 4 * U * U)) != one
-        ok = ok and np.float64(TINY) > 0 and np.float64(TINY) / 2 == 0
+        ok = ok and bool((one + np.float64(U)) == one) and bool((one + np.float64(U + 4 * U * U)) != one)
+        ok = ok and bool(np.float64(TINY) > 0) and bool(np.float64(TINY) / 2 == 0)
         x = np.array([[1.0, 1e-16, -1.0, 3.0]])
         y = np.array([[1.0], [1.0], [1.0], [1e-17]])
         exact = sum(Fraction(a) * Fraction(b) for a, b in zip(x[0], y[:, 0]))
@@ -638,9 +639,9 @@ class Krawczyk:
             out["off_support_tiers"] = {"certified-float": o.float_rows, "certified-arb": o.arb_rows,
                                         "escalated": o.escalated}
             if o.undecided:
-                out["off_support_undecided"] = [list(t) for t in o.undecided[:10]]
+                out["off_support_undecided"] = [list(t) for t in o.undecided[:50]]
             if o.above:
-                out["off_support_above_d_Z"] = o.above[:10]
+                out["off_support_above_d_Z"] = o.above[:50]
         return out
 
 
@@ -675,7 +676,8 @@ def krawczyk_optimum(
     if CS is None:
         CS = coords.arb_rows(S)
     Cm = flint.arb_mat(CS)
-    lam_c = [flint.arb(v) if not isinstance(v, flint.arb) else v for v in center]
+    # the centre must be a point (exact): floats, or Arb midpoints
+    lam_c = [v.mid() if isinstance(v, flint.arb) else flint.arb(v) for v in center]
     Mc = _gram(CS, lam_c)
     Mci = _inverse(Mc)
     if Mci is None:
@@ -750,6 +752,95 @@ def krawczyk_optimum(
     return out
 
 
+# ------------------------------------------------------------------ high-precision refinement
+def refine_design(
+    coords: Coordinates,
+    center: dict[int, Any],
+    candidates: Sequence[int],
+    *,
+    prec: int,
+    max_iter: int = 60,
+) -> tuple[dict[int, Any], dict[str, int]] | None:
+    r"""Newton's method with an active set at ``prec`` bits (Arb midpoints), on the support of ``center``
+    plus ``candidates`` (pairs the certificate found at or above d_Z). For optima that float64 cannot
+    resolve (an off-support leverage within ~1e-16 of d_Z, a weight below ~1e-16). Returns the new
+    weights (exact dyadic Arb points summing to ~1) and counts, or None when it fails (M or G singular,
+    no convergence). Only a candidate for :func:`krawczyk_optimum`: it proves nothing by itself.
+    """
+    import flint
+
+    k = coords.k
+    pool = sorted(set(int(i) for i in center) | set(int(i) for i in candidates))
+    info = {"newton": 0, "added": 0, "dropped": 0}
+    with arb_prec(prec):
+        rows = dict(zip(pool, coords.arb_rows(pool)))
+        lam = {i: flint.arb(center[i]).mid() if not isinstance(center[i], flint.arb) else center[i].mid()
+               for i in center}
+        tot0 = sum(lam.values(), flint.arb(0))
+        lam = {i: (v / tot0).mid() for i, v in lam.items()}
+        tiny = pow2(-(prec - 24))
+        kk = flint.arb(k)
+        for _ in range(max_iter):
+            S = sorted(i for i in lam if lam[i] > 0)
+            if len(S) < k:
+                return None
+            CS = [rows[i] for i in S]
+            Mi = _inverse(_gram(CS, [lam[i] for i in S]))
+            if Mi is None:
+                return None
+            Cm = flint.arb_mat(CS)
+            B = _leverage_matrix(Cm, Mi)
+            s = len(S)
+            G = flint.arb_mat(s, s)
+            for a in range(s):
+                for b in range(s):
+                    G[a, b] = (B[a, b] * B[a, b]).mid()
+            try:
+                h = G.solve(flint.arb_mat([[1]] * s))
+            except ZeroDivisionError:
+                return None
+            hs = sum((h[a, 0] for a in range(s)), flint.arb(0))
+            new = [(2 * lam[S[a]] - h[a, 0] / hs).mid() for a in range(s)]
+            delta = [(new[a] - lam[S[a]]).mid() for a in range(s)]
+            info["newton"] += 1
+            t_hit, hit = flint.arb(1), -1
+            for a in range(s):
+                if delta[a] < 0 and new[a] <= 0:
+                    ta = (-lam[S[a]] / delta[a]).mid()
+                    if ta < t_hit:
+                        t_hit, hit = ta, a
+            if hit >= 0:
+                for a in range(s):
+                    lam[S[a]] = (lam[S[a]] + t_hit * delta[a]).mid()
+                lam[S[hit]] = flint.arb(0)
+                info["dropped"] += 1
+                continue
+            tot = sum(new, flint.arb(0))
+            for a in range(s):
+                lam[S[a]] = (new[a] / tot).mid()  # the step keeps sum = 1 only if it was 1: renormalize
+            step = max(abs(d) for d in delta)
+            if not (step.mid() < tiny):
+                continue
+            # converged on S: add the candidate with the largest leverage above d_Z
+            out = [i for i in pool if not lam.get(i, flint.arb(0)) > 0]
+            if not out:
+                break
+            om = _omega_arb([rows[i] for i in out], Mi)
+            j, w = max(zip(out, om), key=lambda t: float(t[1].mid()))
+            if not (w.mid() > kk * (1 + tiny)):
+                break
+            wm = w.mid()
+            tau = ((wm - k) / (k * (wm - 1))).mid()
+            for i in list(lam):
+                lam[i] = (lam[i] * (1 - tau)).mid()
+            lam[j] = tau
+            info["added"] += 1
+        else:
+            return None
+        out_w = {i: v for i, v in lam.items() if v > 0}
+    return out_w, info
+
+
 # ------------------------------------------------------------------ the design certificate
 def certify_design(
     coords: Coordinates,
@@ -800,17 +891,18 @@ def certify_design(
         o = _off_support(coords, off, Mi, k, tier, cache)
         g_hi = max(up(g_S), o.upper)
         g_lo = max(down(g_S), o.lower)
+        kk = flint.arb(k)
+        gap_lo = max(down(g_S - kk), down(flint.arb(o.lower) - kk) if math.isfinite(o.lower) else -math.inf)
         det = M.det()
         logdet = det.log() - 2 * coords.log_abs_det_T() if det > 0 else None
         if logdet is not None and not logdet.is_finite():
             logdet = None
-        kk = flint.arb(k)
         gap_hi = up(flint.arb(g_hi) - kk)
         out.update({
             "g_lower": g_lo,
             "g_upper": g_hi,
             "gap_upper": gap_hi,
-            "gap_lower": down(flint.arb(g_lo) - kk),
+            "gap_lower": gap_lo,
             "trace_identity": str(trace.str(10, radius=True)),
             "trace_identity_contains_d_Z": bool(trace.contains(k)),
             "logdet_lower": down(logdet) if logdet is not None else None,

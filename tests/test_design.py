@@ -11,8 +11,10 @@ import math
 import numpy as np
 import pytest
 
+from proofs_numeric.certify import arb_prec
 from proofs_numeric.design import (
     certify_transfer,
+    curvature_weights,
     design_weights,
     frank_wolfe,
     optimum_leverage_bound,
@@ -23,8 +25,10 @@ from proofs_numeric.design import (
     solve_design,
     solve_design_vectors,
 )
+from proofs_numeric.design_cert import float_tier_available, krawczyk_optimum
 from proofs_numeric.errors import InvalidInput, PrecisionError
 from proofs_numeric.generate import generate, preset
+from proofs_numeric.instance import Instance
 
 
 def _cvxpy_logdet(A: np.ndarray) -> tuple[float, np.ndarray]:
@@ -59,20 +63,27 @@ def test_pair_set_unordered_and_sign_invariant() -> None:
 def test_presets_certified(name: str) -> None:
     inst = preset(name)
     for theta in (None, inst.theta_star):
-        r = solve_design(inst, theta, dps=30, prec=150)
+        r = solve_design(inst, theta, dps=30)
         c = r.certificate
         assert c is not None
         assert c["trace_identity_contains_d_Z"]
-        # D1: the certified gap (its lower end may dip below 0 by the ball radius; g >= d_Z exactly)
-        assert -1e-30 < c["gap_lower"] <= c["gap_upper"] <= 1e-9
+        # the computed design: its certified gap (g >= d_Z exactly; the lower end may dip below 0 by rounding)
+        assert -1e-30 < c["gap_lower"] <= c["gap_upper"] <= 1e-12
         assert c["support_size"] <= c["support_bound"]  # D2
-        assert c["support_independent"]
         assert c["weights_positive"]
-        assert c["optimum_max_leverage_upper"] <= r.d_Z * (1 + 1e-9)  # D3
+        # the exact optimum: Krawczyk proves it on the computed support (unique, support exactly |S|)
+        ex = c["exact_optimum"]
+        assert ex["certified"], ex
+        assert r.exact_optimum and c["support_independent"]
+        assert ex["off_support_max_upper"] < r.d_Z and ex["weights_lower_min"] > 0
+        assert ex["box_radius_max"] < 1e-10
+        # the gap-based D3 bound is consistent (>= d_Z: the optimum's largest leverage is d_Z)
+        assert c["optimum_max_leverage_upper"] >= r.d_Z
         # KW: the log-det suboptimality is bounded by the same gap
         assert c["logdet_suboptimality_upper"] == c["gap_upper"]
         assert abs(c["logdet_upper"] - r.logdet_float) < 1e-9 * max(1.0, abs(r.logdet_float))
         assert r.iterations["frank_wolfe"] >= 0 and r.iterations["newton"] >= 1
+        assert r.coords is not None and r.coords.kind == "float"
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
@@ -83,7 +94,7 @@ def test_agrees_with_cvxpy(seed: int) -> None:
     A = pair_vectors(inst, inst.theta_star)
     s = float(np.max(np.abs(A)))
     val_cvx, lam_cvx = _cvxpy_logdet(A / s)
-    r = solve_design(inst, inst.theta_star, dps=30, prec=150)
+    r = solve_design(inst, inst.theta_star, dps=30, prec=160)
     ours = r.logdet_float - 2 * d * math.log(s)  # log det is shifted by the common scale
     # CVXPY (Clarabel) reaches ~1e-7 on these; ours is certified to 1e-9
     assert abs(ours - val_cvx) < 1e-5
@@ -104,11 +115,12 @@ def test_vectors_regular_polygon_uniform_and_reduction() -> None:
     red, removed = reduce_support(Z, lam)
     assert removed >= 9 and np.sum(red > 0) <= 3
     np.testing.assert_allclose(Z.T @ (red[:, None] * Z), M, atol=1e-12)
-    r = solve_design_vectors(Z, dps=30, prec=150)
-    # degenerate: every point has omega = 2 up to the rounding of cos/sin, so the float64 screen
-    # of the polish cannot see the last 1e-16 (the certificate still encloses it)
+    r = solve_design_vectors(Z, dps=30, prec=160)
+    # degenerate: every point has omega = 2 up to the rounding of cos/sin (opposite points differ in
+    # a a^T by ~1e-32): the computed design's gap is certified, the exact optimum is not (reported)
     assert r.certificate["gap_upper"] <= 1e-12
     assert len(r.support) <= 3
+    assert not r.exact_optimum and r.certificate["exact_optimum"]["reason"]
     assert r.logdet_float == pytest.approx(math.log(0.25), abs=1e-12)  # M* = I/2
 
 
@@ -117,14 +129,14 @@ def test_vectors_on_span() -> None:
     rng = np.random.default_rng(5)
     B = np.linalg.qr(rng.standard_normal((5, 3)))[0]
     Z = rng.standard_normal((40, 3)) @ B.T
-    r = solve_design_vectors(Z, dps=30, prec=150)
+    r = solve_design_vectors(Z, dps=30, prec=160)
     assert r.on_span and r.d_Z == 3 and r.d == 5
     assert r.span_residual < 1e-12
     assert r.certificate["d_Z"] == 3
     assert r.certificate["gap_upper"] <= 1e-9
     assert r.certificate["support_size"] <= 6
     # the same design problem in the coordinates directly
-    r2 = solve_design_vectors(Z @ B, dps=30, prec=150, certify=False)
+    r2 = solve_design_vectors(Z @ B, dps=30, prec=160, certify=False)
     assert r2.logdet_float == pytest.approx(r.logdet_float, abs=1e-9)
 
 
@@ -147,7 +159,7 @@ def test_optimum_leverage_bound() -> None:
 
 def test_refute_support_bound() -> None:
     inst = preset("tiny")
-    r = solve_design(inst, dps=30, prec=150)
+    r = solve_design(inst, dps=30, prec=160)
     ld = r.certificate["logdet_lower"]
     assert refute_support_bound(inst, None, inst.d - 1, ld) == "refuted"
     assert len(r.support) > inst.d
@@ -155,14 +167,14 @@ def test_refute_support_bound() -> None:
     assert refute_support_bound(inst, None, inst.d + 1, ld) == "inconclusive"
     # two-response: the optimum *is* a d-point design, so bound d is not refuted
     inst2 = preset("two-response")
-    r2 = solve_design(inst2, dps=30, prec=150)
+    r2 = solve_design(inst2, dps=30, prec=160)
     assert len(r2.support) == inst2.d
     assert refute_support_bound(inst2, None, inst2.d, r2.certificate["logdet_lower"]) == "inconclusive"
 
 
 def test_transfer_certified_and_wrong_constant_refuted() -> None:
     inst = preset("generic")
-    r = solve_design(inst, dps=30, prec=150)
+    r = solve_design(inst, dps=30, prec=160)
     out = certify_transfer(inst, np.zeros(inst.d), inst.theta_star, r.support_weights)
     assert out["status"] == "certified" and out["per_pair"] == "certified" and out["margin"] > 0
     bad = certify_transfer(inst, np.zeros(inst.d), inst.theta_star, r.support_weights, c=-1.0)
@@ -184,11 +196,161 @@ def test_bad_inputs() -> None:
 
 
 @pytest.mark.parametrize("seed", [0, 2, 4])
-def test_polish_active_set_recovers_from_loose_frank_wolfe(seed: int) -> None:
-    # stop Frank-Wolfe early (tol 0.1): the mpmath Newton polish must add and drop support points
+def test_newton_active_set_recovers_from_loose_frank_wolfe(seed: int) -> None:
+    # stop Frank-Wolfe very early (tol 0.5): the float64 Newton phase must add and drop support points
     inst = generate("generic", seed, m=5, K=8, d=6)
-    r = solve_design(inst, inst.theta_star, tol=1e-1, dps=30, prec=150)
-    assert r.iterations["polish_added"] + r.iterations["polish_dropped"] >= 1
-    assert r.certificate["gap_upper"] <= 1e-20
-    ref = solve_design(inst, inst.theta_star, tol=1e-10, dps=30, prec=150, certify=False)
+    r = solve_design(inst, inst.theta_star, tol=0.5, dps=30)
+    assert r.iterations["newton_added"] + r.iterations["newton_dropped"] + r.iterations["reduction_removed"] >= 1
+    assert r.exact_optimum, r.certificate["exact_optimum"]
+    ref = solve_design(inst, inst.theta_star, tol=1e-10, dps=30, certify=False)
     assert r.logdet_float == pytest.approx(ref.logdet_float, abs=1e-12)
+    assert set(r.support.tolist()) == set(ref.support.tolist())
+
+
+# ------------------------------------------------------------- exact optimum (Krawczyk) and tiers
+def _degenerate(eps: float = 2e-12) -> Instance:
+    """Issue 10's instance: pair vectors e1, e2, c(1,1)/sqrt(2) with c^2 = 1 + eps (theta = 0): the
+    optimal design is unique with third weight ~eps, so every optimal design has support 3."""
+    c = math.sqrt((1 + eps) / 2)
+    phi = np.zeros((3, 2, 2))
+    phi[0, 0], phi[1, 0], phi[2, 0] = [1.0, 0.0], [0.0, 1.0], [c, c]
+    return Instance(rho=np.full(3, 1 / 3), phi=phi, pi_ref=np.full((3, 2), 0.5), beta=1.0,
+                    theta_star=np.zeros(2), name="degenerate")
+
+
+def test_degenerate_instance_exact_optimum_has_support_3() -> None:
+    inst = _degenerate()
+    r = solve_design(inst, dps=30)
+    ex = r.certificate["exact_optimum"]
+    assert ex["certified"] and len(r.support) == 3
+    # closed form: lambda_3 = 1 - 2a, a = c^2/(2(2c^2 - 1)) with c^2 = |z_3|^2 (exact data)
+    c2 = float(np.sum(pair_set(inst)[1][2] ** 2))
+    lam3 = 1 - c2 / (2 * c2 - 1)
+    assert r.weights[2] == pytest.approx(lam3, rel=1e-3)
+    assert 0 < ex["weights_lower_min"] <= r.weights[2] and ex["box_radius_max"] < 1e-2 * lam3
+
+
+def test_krawczyk_fails_on_a_wrong_support_or_centre() -> None:
+    # deliberately wrong inputs: the test must come back not certified, with the reason
+    inst = _degenerate()
+    r = solve_design(inst, dps=30)
+    assert r.coords is not None
+    with arb_prec(160):
+        # support {e1, e2} (the float64 answer at a KW tolerance of 1e-9): the third pair is above d_Z
+        bad = krawczyk_optimum(r.coords, [0, 1], [0.5, 0.5])
+        assert not bad.certified and "support incomplete" in bad.reason
+        assert bad.off_support is not None and bad.off_support.above == [2]
+        # right support, a centre far from the zero: K(X) is not inside X
+        far = krawczyk_optimum(r.coords, [0, 1, 2], [0.4, 0.4, 0.2])
+        assert not far.certified
+        good = krawczyk_optimum(r.coords, [0, 1, 2], [float(r.weights[i]) for i in range(3)])
+        assert good.certified
+
+
+def test_tight_pair_is_reported_not_certified() -> None:
+    # pairs e1, e1 (two contexts), e2: the optimal design is not unique (any split between the
+    # copies of e1): the exact-optimum test must not claim uniqueness
+    phi = np.zeros((3, 2, 2))
+    phi[0, 0], phi[1, 0], phi[2, 0] = [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]
+    inst = Instance(rho=np.full(3, 1 / 3), phi=phi, pi_ref=np.full((3, 2), 0.5), beta=1.0,
+                    theta_star=np.zeros(2), name="duplicate")
+    r = solve_design(inst, dps=30)
+    ex = r.certificate["exact_optimum"]
+    assert not ex["certified"] and "containing d_Z" in ex["reason"]
+    assert r.certificate["gap_upper"] <= 1e-15  # the computed design is still optimal to within its gap
+
+
+def test_refinement_resolves_a_weight_below_float_resolution() -> None:
+    # e1, e2, (a, a) with 2a^2 - 1 = 4.4e-16: the optimal third weight is ~4.5e-16, below what the
+    # float64 Newton box can certify positive; the refinement at prec bits does
+    a = math.nextafter(math.sqrt(0.5), 1)
+    r = solve_design_vectors(np.array([[1.0, 0.0], [0.0, 1.0], [a, a]]), dps=30)
+    assert r.exact_optimum and len(r.support) == 3
+    assert r.certificate["refined"]["first_attempt"].startswith("a support weight")
+    assert 1e-16 < r.weights[2] < 1e-15
+    # just below: |(a, a)|^2 < 1, the third pair is off the optimum (escalated to Arb, certified < d_Z)
+    b = math.nextafter(math.sqrt(0.5), 0)
+    r2 = solve_design_vectors(np.array([[1.0, 0.0], [0.0, 1.0], [b, b]]), dps=30)
+    assert r2.exact_optimum and r2.support.tolist() == [0, 1]
+    assert r2.certificate["exact_optimum"]["off_support_tiers"]["escalated"] == 1
+
+
+def test_float_tier_bounds_are_rigorous() -> None:
+    # every float-tier upper bound of a leverage is >= its Arb enclosure, at the centre and over a box
+    import flint
+
+    from proofs_numeric.design_cert import _float_enclosure, _gram, _omega_arb, _omega_float_upper
+
+    inst = preset("W1")
+    r = solve_design(inst, inst.theta_star, dps=30)
+    coords = r.coords
+    assert coords is not None and coords.kind == "float"
+    tier = coords.float_tier()
+    assert tier is not None
+    S = [int(i) for i in r.support]
+    rows = np.arange(coords.n)
+    rng = np.random.default_rng(0)
+    with arb_prec(160):
+        CS = coords.arb_rows(S)
+        all_rows = coords.arb_rows(rows.tolist())
+        for rad in (0.0, 1e-3):
+            lam = [flint.arb(float(r.weights[i]), rad) for i in S]
+            Mi = _gram(CS, lam).inv()
+            Q, R = _float_enclosure(Mi)
+            ub = _omega_float_upper(tier, rows, Q, R, coords.k)
+            # points of the box (corners and random points): the exact leverages there are below ub
+            pts = [[float(r.weights[i]) + rad * (1 if p % 2 else -1) for p, i in enumerate(S)]]
+            pts += [[float(r.weights[i]) + rad * u for i, u in zip(S, rng.uniform(-1, 1, len(S)))] for _ in range(5)]
+            for pt in pts:
+                om = _omega_arb(all_rows, _gram(CS, [flint.arb(v) for v in pt]).inv())
+                assert all(float(om[j].upper()) <= ub[j] for j in range(coords.n))
+            # the same bound without its error terms (a deliberately wrong formula) is not an upper bound
+            # over the box: at a corner some leverage exceeds the midpoint quadratic form
+            if rad:
+                P = tier[0]
+                naive = tier[2] * np.einsum("ij,ij->i", P @ Q, P)
+                om_c = _omega_arb(all_rows, _gram(CS, [flint.arb(v) for v in pts[0]]).inv())
+                assert any(float(om_c[j].lower()) > naive[j] for j in range(coords.n))
+
+
+def test_float_and_arb_tiers_agree() -> None:
+    inst = preset("W1")
+    rf = solve_design(inst, inst.theta_star, dps=30)
+    ra = solve_design(inst, inst.theta_star, dps=30, tier="arb")
+    assert rf.certificate["off_support_tiers"]["certified-float"] == inst.m * 120 - len(rf.support)
+    assert ra.certificate["off_support_tiers"]["certified-float"] == 0
+    assert rf.exact_optimum and ra.exact_optimum
+    assert ra.certificate["g_upper"] <= rf.certificate["g_upper"] + 1e-12
+
+
+@pytest.mark.parametrize("beta", [1e3, 1e6])
+def test_large_beta_uses_exact_coordinates(beta: float) -> None:
+    # float64 weights underflow (sigma'(1e6) = 0): the log-scale rows and exact coordinates still work
+    base = preset("generic").to_dict()
+    base["beta"] = beta
+    inst = Instance.from_dict(base)
+    assert np.count_nonzero(curvature_weights(inst, inst.theta_star)) < len(pair_set(inst)[0])
+    r = solve_design(inst, inst.theta_star, dps=30)
+    assert r.coords is not None and r.coords.kind == "exact"
+    assert r.exact_optimum, r.certificate["exact_optimum"]
+    lam = design_weights(inst, inst.theta_star)
+    assert lam.sum() == pytest.approx(1.0) and set(np.flatnonzero(lam > 0)) == set(r.support.tolist())
+    out = certify_transfer(inst, np.zeros(inst.d), inst.theta_star, r.support_weights, prec=160)
+    assert out["status"] == "certified"
+
+
+def test_exact_coordinates_agree_with_float_coordinates() -> None:
+    inst = preset("poor-coverage")
+    rf = solve_design(inst, inst.theta_star, dps=30, exact_coordinates=False)
+    re_ = solve_design(inst, inst.theta_star, dps=30, exact_coordinates=True)
+    assert rf.coords is not None and re_.coords is not None
+    assert (rf.coords.kind, re_.coords.kind) == ("float", "exact")
+    assert rf.support.tolist() == re_.support.tolist()
+    np.testing.assert_allclose(rf.weights, re_.weights, atol=1e-13)
+    assert rf.exact_optimum and re_.exact_optimum
+    assert rf.logdet_float == pytest.approx(re_.logdet_float, abs=1e-12)
+    assert abs(re_.certificate["logdet_upper"] - rf.logdet_float) < 1e-12
+
+
+def test_float_tier_self_test() -> None:
+    assert float_tier_available()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import math
+import textwrap
+from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
@@ -13,6 +17,7 @@ from checks.runner import run_claim
 from checks.stats import binomial_exceedance_verdict
 from proofs_numeric.errors import InvalidInput
 from proofs_numeric.generate import preset
+from proofs_numeric.instance import Instance
 
 
 def _opts(**consts: object) -> RunOptions:
@@ -51,12 +56,164 @@ def test_wrong_constants_refuted(cid: str, consts: dict[str, object]) -> None:
     assert v.counterexample["parameters"]
 
 
-def test_d1_gap_tolerance_inconclusive_not_certified() -> None:
-    # asking for a gap below what the enclosure reaches gives inconclusive, never certified
-    v = run_claim(all_claims()["D1"], [preset("generic")], _opts(tol=0.0))
-    assert v.status in ("inconclusive", "certified")
+def _degenerate(eps: float = 2e-12) -> Instance:
+    """Issue 10's instance: e1, e2 and c(1,1)/sqrt(2), c^2 = 1 + eps, rho and pi_ref uniform, theta* = 0.
+    The optimal design is unique, with third weight ~eps: every optimal design has support 3."""
+    c = math.sqrt((1 + eps) / 2)
+    phi = np.zeros((3, 2, 2))
+    phi[0, 0], phi[1, 0], phi[2, 0] = [1.0, 0.0], [0.0, 1.0], [c, c]
+    return Instance(rho=np.full(3, 1 / 3), phi=phi, pi_ref=np.full((3, 2), 0.5), beta=1.0,
+                    theta_star=np.zeros(2), name="degenerate")
+
+
+def _dup() -> Instance:
+    """Two copies of e1 and e2: min g = d_Z, but the optimal design is not unique (a tie)."""
+    phi = np.zeros((3, 2, 2))
+    phi[0, 0], phi[1, 0], phi[2, 0] = [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]
+    return Instance(rho=np.full(3, 1 / 3), phi=phi, pi_ref=np.full((3, 2), 0.5), beta=1.0,
+                    theta_star=np.zeros(2), name="duplicate")
+
+
+@pytest.mark.parametrize(
+    ("cid", "consts", "status"),
+    [
+        ("D2", {"bound": "d_Z"}, "refuted"),  # was certified: the KW gap 4e-12 passed a 1e-9 tolerance
+        ("D1", {"value": "d_Z + 3e-12"}, "refuted"),  # was certified although min g = d_Z exactly
+        ("D1", {}, "certified"),
+        ("D2", {}, "certified"),
+        ("D3", {}, "certified"),
+    ],
+)
+def test_degenerate_instance_statements_about_the_exact_optimum(
+    cid: str, consts: dict[str, object], status: str
+) -> None:
+    v = run_claim(all_claims()[cid], [_degenerate()], _opts(**consts))
+    assert v.status == status, v.details
     det = v.details["per_instance"][0]
-    assert v.status == ("certified" if det["gap_upper"] <= 0 else "inconclusive")
+    assert det["exact_optimum_certified"] is True
+    assert ("(exact)" in det["verdict"]) or status == "refuted"
+    if cid == "D1":
+        assert "enclosure" in det and "d_Z = 2 exactly" in det["enclosure"]
+    if cid == "D2" and status == "refuted":
+        assert "unique with support 3 > 2" in det["verdict"]
+    assert "exact optimum certified (Krawczyk) on 1/1" in v.message
+
+
+def test_undecided_statement_is_inconclusive_with_its_enclosure() -> None:
+    # a tie (two copies of e1): the exact optimum is not unique, so not certified; min g = d_Z holds
+    # but the certificate only encloses it: inconclusive, with the enclosure, never certified
+    for cid in ("D1", "D3"):
+        v = run_claim(all_claims()[cid], [_dup()], _opts())
+        assert v.status == "inconclusive", v.details
+        det = v.details["per_instance"][0]
+        assert det["exact_optimum_certified"] is False
+        assert "in [2, 2." in det["enclosure"] and "not certified" in det["verdict"]
+    v = run_claim(all_claims()["D1"], [_dup()], _opts(value="d_Z + 1e-3"))
+    assert v.status == "refuted"  # above the certified g of the computed design
+    v = run_claim(all_claims()["D2"], [_dup()], _opts(bound="d_Z - 1"))
+    assert v.status == "refuted"
+
+
+@pytest.mark.parametrize(
+    ("cid", "consts"),
+    [
+        ("D3", {"c": "1 - 1e-400"}),  # float64 would read 1 and certify
+        ("D1", {"value": "d_Z + 1e-400"}),  # float64 would read d_Z and certify
+        ("D2", {"bound": "d_Z*(d_Z+1)/2 - 1e-400"}),  # floor is one less: below the support on W1 ...
+    ],
+)
+def test_constants_are_exact(cid: str, consts: dict[str, object]) -> None:
+    insts = [preset("tiny")] if cid != "D2" else [preset("tiny"), preset("two-response"), preset("near-collinear")]
+    v = run_claim(all_claims()[cid], insts, _opts(**consts))
+    assert v.status == "refuted", v.details
+    assert "(exact)" in v.details["per_instance"][0]["verdict"]
+    # ... and the same constants without the 1e-400 are certified
+    plain = {k: str(val).replace(" - 1e-400", "").replace(" + 1e-400", "") for k, val in consts.items()}
+    assert run_claim(all_claims()[cid], insts, _opts(**plain)).status == "certified"
+
+
+def test_d_claims_at_large_beta_complete() -> None:
+    # beta = 1e6: sigma' underflows float64 on every pair at theta*; the design still solves and certifies
+    base = preset("generic").to_dict()
+    base["beta"] = 1e6
+    inst = Instance.from_dict(base)
+    for cid in ("D1", "D2", "D3", "D4"):
+        v = run_claim(all_claims()[cid], [inst], _opts())
+        assert v.status == "certified", (cid, v.details)
+
+
+def _claims_file(tmp_path: Path, body: str) -> Path:
+    f = tmp_path / "claims.toml"
+    f.write_text(body)
+    return f
+
+
+def test_claims_file_design_constants_refuted_and_replayed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from checks.cli import main
+
+    bad = _claims_file(tmp_path, textwrap.dedent("""
+        select = ["D1", "D4"]
+        [instances]
+        presets = ["generic", "two-response"]
+        [constants.D4]
+        c = "1/2"
+        [constants.D1]
+        value = "d_Z - 1/2"
+        """))
+    out = tmp_path / "bad"
+    assert main(["audit", "--claims-file", str(bad), "--out", str(out), "--workers", "1", "--dps", "30"]) == 1
+    report = json.loads((out / "report.json").read_text())
+    status = {v["claim"]: v["status"] for v in report}
+    assert status == {"D1": "refuted", "D4": "refuted"}
+    for cid, const in (("D1", {"value": "d_Z - 1/2"}), ("D4", {"c": "1/2"})):
+        rec = json.loads((out / "counterexamples" / f"{cid}.json").read_text())
+        assert rec["constants"] == const  # the exact text, not a float
+        capsys.readouterr()
+        assert main(["replay", str(out / "counterexamples" / f"{cid}.json")]) == 1
+        assert "the counterexample stands" in capsys.readouterr().out
+    good = _claims_file(tmp_path, textwrap.dedent("""
+        select = ["D1", "D2", "D3", "D4"]
+        [instances]
+        presets = ["generic", "two-response"]
+        [constants.D1]
+        value = "d_Z"
+        [constants.D2]
+        bound = "d_Z*(d_Z+1)/2"
+        [constants.D3]
+        c = "1"
+        [constants.D4]
+        c = "1"
+        """))
+    assert main(["audit", "--claims-file", str(good), "--out", str(tmp_path / "good"), "--workers", "1",
+                 "--dps", "30"]) == 0
+    # symbols of the instance: d, K, m, beta (D2's bound m*K*(K-1)/2 = |Z| is true, "d - 1" is not)
+    other = _claims_file(tmp_path, textwrap.dedent("""
+        select = ["D2"]
+        [instances]
+        presets = ["generic"]
+        [constants.D2]
+        bound = "m*K*(K-1)/2 + 0*beta"
+        """))
+    assert main(["audit", "--claims-file", str(other), "--workers", "1", "--dps", "30"]) == 0
+    other.write_text(other.read_text().replace("m*K*(K-1)/2 + 0*beta", "d - 1"))
+    assert main(["audit", "--claims-file", str(other), "--workers", "1", "--dps", "30"]) == 1
+
+
+def test_claims_file_beta_1e6_reports_every_design_claim(tmp_path: Path) -> None:
+    from checks.cli import main
+
+    f = _claims_file(tmp_path, textwrap.dedent("""
+        select = ["D1", "D2", "D3", "D4"]
+        [instances]
+        families = ["generic", "poor_coverage", "near_collinear", "two_response"]
+        count = 4
+        beta = 1e6
+        """))
+    js = tmp_path / "v.json"
+    assert main(["audit", "--claims-file", str(f), "--workers", "1", "--dps", "30", "--json", str(js)]) == 0
+    data = json.loads(js.read_text())
+    verdicts = data["verdicts"] if isinstance(data, dict) else data
+    assert {v["claim"]: v["status"] for v in verdicts} == dict.fromkeys(("D1", "D2", "D3", "D4"), "certified")
 
 
 def test_constant_expression_is_parsed_safely() -> None:

@@ -85,3 +85,27 @@ def test_study_coverage_independence(tmp_path: Path) -> None:
     assert p.stat().st_size > 1000
     with pytest.raises(InvalidInput):
         coverage_study(vary="nope")
+
+
+def _dup_instance() -> object:
+    from proofs_numeric.instance import Instance
+
+    phi = np.zeros((3, 2, 2))
+    phi[0, 0], phi[1, 0], phi[2, 0] = [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]
+    return Instance(rho=np.full(3, 1 / 3), phi=phi, pi_ref=np.full((3, 2), 0.5), beta=1.0,
+                    theta_star=np.zeros(2), name="duplicate")
+
+
+def test_design_exit_code_is_the_exact_optimum(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # two copies of e1 and e2: optimal, but not unique: the exact optimum is not certified -> exit 1;
+    # --tol accepts the design as optimal to within its certified gap (and says so)
+    f = tmp_path / "dup.toml"
+    _dup_instance().save(f)  # type: ignore[attr-defined]
+    assert main(["design", "--instance", str(f)]) == 1
+    assert "exact optimum NOT certified" in capsys.readouterr().out
+    assert main(["design", "--instance", str(f), "--tol", "1e-12", "--json", "-"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["ok"] and not out["exact_optimum_certified"] and out["tol"] == 1e-12
+    assert main(["design", "--preset", "generic"]) == 0
+    assert "exact optimum certified" in capsys.readouterr().out
+    assert main(["design", "--preset", "tiny", "--tol", "-1"]) == 2

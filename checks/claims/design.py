@@ -1,15 +1,25 @@
 r"""Claims D1-D4 (preferential optimal design) and S5 (two-round hybrid bound), THEORY.md section 6.
 
-D1-D4 are certified per instance with Arb balls (python-flint) on the design computed by
-:func:`proofs_numeric.design.solve_design` at theta = 0 (the round-1 design) and at
-theta = theta* (D1-D3), and for D4 at theta = 0 and at a perturbed theta (a stand-in for
-theta_1, seeded by RunOptions.seed). Constants (RunOptions.constants, numbers or
-expressions in ``d_Z`` parsed by :mod:`checks.exprparse`, never eval'd):
+D1-D3 are statements about the *exact* optimum of the design problem at theta = 0 (the round-1
+design) and at theta = theta*, on each instance. The design is computed in float64 and certified by
+:func:`proofs_numeric.design_cert.certify_design` (Arb balls, python-flint):
 
-- D1 ``value`` (default ``d_Z``): the claimed min_lambda g; ``tol`` (default 1e-9): the
-  largest certified gap accepted as "attained".
-- D2 ``bound`` (default ``d_Z*(d_Z+1)/2``): the claimed support size.
-- D3 ``c`` (default 1): the per-pair bound z^T M*^{-1} z <= c d_Z / (beta^2 w(z)); ``tol``.
+- the Kiefer-Wolfowitz enclosure, always: :math:`\min_\lambda g \in [d_Z, g(\bar\lambda)]` for the computed
+  design :math:`\bar\lambda` (lower end: the trace identity :math:`\sum\lambda_z\omega_z = d_Z` holds for
+  every design; upper end: the certified :math:`g(\bar\lambda)`);
+- the exact optimum, when the Krawczyk test succeeds on the computed support S (see
+  :mod:`proofs_numeric.design_cert`): the unique optimal design lies in a certified box, has support
+  exactly |S|, and :math:`g = d_Z` there exactly. Statuses decided by it say "certified (exact)" /
+  "refuted (exact)" in the instance details.
+
+A statement the enclosure does not decide is ``inconclusive``, with the enclosure in the details;
+a tolerance never decides. D4 is a statement about the computed design itself (any design):
+decided in Arb at the run's precision. Constants are exact (:mod:`checks.constants`: ``"1/3"`` is
+1/3), expressions in the claim's symbols ``d_Z, d, K, m, beta``:
+
+- D1 ``value`` (default ``d_Z``): the claimed min_lambda g.
+- D2 ``bound`` (default ``d_Z*(d_Z+1)/2``): the claimed support size of some optimal design.
+- D3 ``c`` (default 1): the per-pair bound beta^2 w(z) z^T M*^{-1} z <= c d_Z at the optimum.
 - D4 ``c`` (default 1): M(lambda; theta*) >= e^{-c beta e} M(lambda; theta).
 - S5 ``c`` (default 1), ``delta`` (default 0.05); RunOptions.extra: ``alpha`` (0.5),
   ``n1`` (1000), ``n2`` (1000), ``variant`` ("mixture"); RunOptions.replications (default 100).
@@ -21,11 +31,12 @@ import hashlib
 import math
 from collections import OrderedDict
 from collections.abc import Iterator
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
-from proofs_numeric.certify import bits_for_dps
+from proofs_numeric.certify import arb_prec, bits_for_dps
 from proofs_numeric.design import (
     DesignResult,
     certify_transfer,
@@ -33,17 +44,23 @@ from proofs_numeric.design import (
     refute_support_bound,
     solve_design,
 )
-from proofs_numeric.errors import InvalidInput
+from proofs_numeric.errors import HypothesisFails, InvalidInput
 from proofs_numeric.generate import DEFAULT_INSTANCES, preset
 from proofs_numeric.hybrid import VARIANTS, two_round
 from proofs_numeric.instance import Instance
 from proofs_numeric.sampling import rng_for
 
+from ..constants import Const, constant, instance_env
 from ..registry import CheckFn, Claim, InstanceResult, RunOptions
+from ..runner import default_aggregate, record_check
 from ..stats import binomial_exceedance_verdict
+from ..verdict import Verdict
 
 _CACHE: OrderedDict[str, DesignResult] = OrderedDict()
 _CACHE_SIZE = 64
+
+#: the symbols a design constant may use
+SYMBOLS = ("d_Z", "d", "K", "m", "beta")
 
 
 def _key(inst: Instance, theta: np.ndarray, dps: int, prec: int) -> str:
@@ -59,14 +76,21 @@ def _prec(opts: RunOptions) -> int:
 
 
 def design_for(inst: Instance, theta: Any, opts: RunOptions) -> DesignResult:
-    """The certified design at theta (cached per instance, theta and precision)."""
+    """The certified design at theta (cached per instance, theta and precision).
+
+    A pair set whose span the solver cannot resolve numerically (the instance passed validation)
+    is a failing hypothesis on this instance (:class:`HypothesisFails`), never an abort of the run.
+    """
     th = np.zeros(inst.d) if theta is None else np.asarray(theta, dtype=np.float64)
     dps, prec = max(opts.dps, 30), _prec(opts)
     key = _key(inst, th, dps, prec)
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
-    res = solve_design(inst, th, dps=dps, prec=prec)
+    try:
+        res = solve_design(inst, th, dps=dps, prec=prec)
+    except InvalidInput as exc:
+        raise HypothesisFails(f"pairs span R^d (numerically): {exc}") from None
     _CACHE[key] = res
     if len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
@@ -74,11 +98,15 @@ def design_for(inst: Instance, theta: Any, opts: RunOptions) -> DesignResult:
 
 
 def _const(opts: RunOptions, cid: str, name: str, default: Any, d_Z: int) -> float:
-    """A constant: a number, or an expression in d_Z (parsed safely by :func:`checks.constants.read`)."""
+    """S5's constants: a number, or an expression in d_Z (parsed safely by :func:`checks.constants.read`)."""
     from ..constants import read
 
     raw = opts.constants.get(name, default)
     return read(raw, f"constants.{cid}.{name}", {"d_Z"}).float({"d_Z": d_Z})
+
+
+def _env(inst: Instance, d_Z: int) -> dict[str, Any]:
+    return {**instance_env(inst), "d_Z": int(d_Z)}
 
 
 def _thetas(inst: Instance) -> list[tuple[str, np.ndarray]]:
@@ -109,81 +137,181 @@ def _default_design_instances(opts: RunOptions) -> list[Instance]:
     return [preset(n) for n in (*DEFAULT_INSTANCES, "poor-coverage", "W1")]
 
 
+def _exact(c: dict[str, Any]) -> dict[str, Any]:
+    return c.get("exact_optimum") or {}
+
+
+def _record(details: dict[str, Any], r: DesignResult, c: dict[str, Any], label: str) -> None:
+    """Record the sub-checks that ran for the design at theta=label."""
+    ex = _exact(c)
+    tiers = c.get("off_support_tiers") or {}
+    tier = "certified-float" if tiers.get("certified-float") else "certified-arb"
+    record_check(details, "KW enclosure of min g (trace identity, g of the computed design)",
+                 prec_bits=c.get("prec"), method="Arb", tier=tier, theta=label)
+    record_check(details, "exact optimum (Krawczyk existence proof on the support)", prec_bits=c.get("prec"),
+                 method="Krawczyk operator in Arb", certified=bool(ex.get("certified")), theta=label)
+
+
+def _text(x: Const, env: dict[str, Any]) -> str:
+    return f"{x.text} = {x.float(env):.17g}"
+
+
+def _floor(x: Const, env: dict[str, Any], prec: int) -> int | None:
+    """floor of the constant, exactly (None when its enclosure straddles an integer)."""
+    ex = x.exact(env)
+    if ex is not None:
+        return math.floor(ex)
+    with arb_prec(prec):
+        b = x.arb(env)
+        lo, hi = b.lower(), b.upper()
+        if not b.is_finite():
+            return None
+        flo, fhi = lo.floor(), hi.floor()
+        if flo.is_exact() and fhi.is_exact() and flo == fhi:
+            return int(flo.unique_fmpz())
+    return None
+
+
+def _design_aggregate(claim: Claim, results: list[InstanceResult], opts: RunOptions) -> Verdict:
+    """The default aggregate, with how many instances were decided by the exact-optimum proof."""
+    v = default_aggregate(claim, results, opts)
+    n_exact = sum(1 for r in results if r.details.get("exact_optimum_certified"))
+    decided = sum(1 for r in results if "exact_optimum_certified" in r.details)
+    if decided:
+        v.message += f"; exact optimum certified (Krawczyk) on {n_exact}/{decided} instance(s)"
+    return v
+
+
 # --------------------------------------------------------------------- D1
 def check_d1(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
-    r"""D1: min_lambda g = value (default d_Z), certified by the KW enclosure.
+    r"""D1: min_lambda g = value (default d_Z), about the exact optimum.
 
-    For the certified design lambda: min g is in [d_Z, g_upper] (lower end: sum_z lambda_z omega_z
-    = d_Z for every design, whose Arb enclosure must contain d_Z; upper end: g(lambda) >= min g).
-    Refuted when ``value`` lies outside that interval; certified when it lies inside and the
-    width g_upper - d_Z is <= ``tol``; else inconclusive.
+    Always known: min g in [d_Z, g_upper] (the trace identity; the certified g of the computed design).
+    Refuted when ``value`` is certified outside that interval. When the exact optimum is certified
+    (Krawczyk), min g = d_Z exactly: certified (exact) when ``value`` equals d_Z exactly (an exact
+    rational), refuted (exact) when its enclosure excludes d_Z. Otherwise inconclusive, with the
+    enclosure.
     """
-    status, worst_gap = "certified", -math.inf
+    prec = _prec(opts)
+    status = "certified"
     details: dict[str, Any] = {}
+    margin = math.inf
+    all_exact = True
     for label, _th, r, c in _designs(inst, opts):
         dz = r.d_Z
-        value = _const(opts, "D1", "value", "d_Z", dz)
-        tol = _const(opts, "D1", "tol", 1e-9, dz)
+        env = _env(inst, dz)
+        value = constant(opts, claim, "value", env)
         if not c.get("trace_identity_contains_d_Z"):
-            msg = f"trace identity enclosure misses d_Z at theta={label}"
+            msg = f"trace identity enclosure {c.get('trace_identity')} misses d_Z={dz} at theta={label}"
             return InstanceResult("error", inst.name, details={"error": msg})
-        gap_hi = c["gap_upper"]
-        worst_gap = max(worst_gap, gap_hi)
-        if value < dz or value > c["g_upper"]:
-            st = "refuted"
-        elif gap_hi <= tol:
-            st = "certified"
+        _record(details, r, c, label)
+        ex = _exact(c)
+        exact = bool(ex.get("certified"))
+        all_exact = all_exact and exact
+        g_hi = float(c["g_upper"])
+        vex = value.exact(env)
+        with arb_prec(prec):
+            import flint
+
+            vb = value.arb(env)
+            kk = flint.arb(dz)
+            below = bool(vb < kk)
+            above = bool(vb > flint.arb(g_hi))
+            differs = bool(vb < kk or vb > kk)
+        enclosure = f"min g = d_Z = {dz} exactly" if exact else f"min g in [{dz}, {g_hi!r}]"
+        if below:
+            st, why = "refuted", "value < d_Z, but min g >= d_Z (trace identity: sum_z lambda_z omega_z = d_Z)"
+        elif above:
+            st, why = "refuted", f"value > {g_hi!r} >= g of the certified design >= min g"
+        elif exact and vex is not None:
+            if vex == dz:
+                st, why = "certified", "certified (exact): the exact optimal design has g = d_Z = value"
+            else:
+                st, why = "refuted", f"refuted (exact): min g = d_Z = {dz} exactly, value = {vex}"
+        elif exact and differs:
+            st, why = "refuted", f"refuted (exact): min g = d_Z = {dz} exactly, value's enclosure excludes it"
+        elif exact:
+            st, why = "inconclusive", "value is not an exact rational and its enclosure contains d_Z"
         else:
-            st = "inconclusive"
+            st, why = "inconclusive", f"{enclosure}; exact optimum not certified: {ex.get('reason', '?')}"
         status = _worst(status, st)
+        vf = value.float(env)
+        dist = max(dz - vf, vf - (dz if exact else g_hi), 0.0)
+        margin = min(margin, -dist if st == "refuted" else 0.0)
         details[f"theta={label}"] = {
-            "gap_upper": gap_hi,
-            "g_upper": c["g_upper"],
-            "claimed_value": value,
+            "status": st,
+            "verdict": why,
+            "enclosure": enclosure,
+            "claimed_value": _text(value, env),
+            "gap_upper": c["gap_upper"],
+            "g_upper": g_hi,
             "support_size": c["support_size"],
+            "exact_optimum": ex,
             "iterations": r.iterations["frank_wolfe"],
             "newton": r.iterations["newton"],
-            "status": st,
         }
-    details["gap_upper"] = worst_gap
-    cex = _cex(inst, claimed_value=value) if status == "refuted" else None
-    return InstanceResult(status, inst.name, margin=tol - worst_gap, counterexample=cex, details=details)
+        if st == status:
+            details["verdict"], details["enclosure"] = why, f"theta={label}: {enclosure}"
+    details["exact_optimum_certified"] = all_exact
+    cex = _cex(inst, claimed_value=value.text) if status == "refuted" else None
+    return InstanceResult(status, inst.name, margin=margin, counterexample=cex, details=details)
 
 
 # --------------------------------------------------------------------- D2
 def check_d2(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
-    r"""D2: some optimal design has support <= bound (default d_Z(d_Z+1)/2).
+    r"""D2: some optimal design has support <= bound (default d_Z(d_Z+1)/2), about the exact optimum.
 
-    Certified: the reduced, polished design has support <= bound, its KW gap is certified
-    <= ``tol`` (an optimal design to within the certified gap) and the vech(a a^T) of its support
-    are certified linearly independent. If the support exceeds ``bound``, the bound is refuted
-    when :func:`proofs_numeric.design.refute_support_bound` proves no design of that support size
-    reaches the certified log det; else inconclusive.
+    Exact optimum certified (Krawczyk): the optimal design is unique with support exactly |S|, so
+    the claim is certified (exact) when |S| <= floor(bound) and refuted (exact) otherwise. Without it:
+    refuted when bound < d_Z (a design on fewer than d_Z pairs is singular) or, for bound = d_Z, when
+    :func:`proofs_numeric.design.refute_support_bound` shows no d_Z-point design reaches the certified
+    log det; else inconclusive (the computed design's support is reported, not certified).
     """
-    status, details = "certified", {}
+    prec = _prec(opts)
+    status = "certified"
+    details: dict[str, Any] = {}
     margin = math.inf
+    all_exact = True
     for label, th, r, c in _designs(inst, opts):
         dz = r.d_Z
-        bound = _const(opts, "D2", "bound", "d_Z*(d_Z+1)/2", dz)
-        tol = _const(opts, "D2", "tol", 1e-9, dz)
-        s = c["support_size"]
-        if s <= bound and c["gap_upper"] <= tol and c["support_independent"]:
-            st = "certified"
-        elif s > bound:
-            st = refute_support_bound(inst, th, math.floor(bound), c["logdet_lower"], prec=_prec(opts))
+        env = _env(inst, dz)
+        bound = constant(opts, claim, "bound", env)
+        _record(details, r, c, label)
+        ex = _exact(c)
+        exact = bool(ex.get("certified"))
+        all_exact = all_exact and exact
+        s = int(c["support_size"])
+        fb = _floor(bound, env, prec)
+        if fb is None:
+            st, why = "inconclusive", f"floor(bound) not decided by its enclosure ({bound.text})"
+        elif exact:
+            if s <= fb:
+                st, why = "certified", f"certified (exact): the unique optimal design has support {s} <= {fb}"
+            else:
+                st, why = "refuted", f"refuted (exact): the optimal design is unique with support {s} > {fb}"
+        elif fb < dz:
+            st, why = "refuted", f"a design on {fb} < d_Z = {dz} pairs has a singular M"
         else:
-            st = "inconclusive"
+            ld = c.get("logdet_lower")
+            st = refute_support_bound(inst, th, fb, ld if ld is not None else -math.inf, prec=prec)
+            why = (f"no design on {fb} = d_Z pairs reaches the certified log det" if st == "refuted" else
+                   f"exact optimum not certified ({ex.get('reason', '?')}); the computed design has support {s}")
         status = _worst(status, st)
-        margin = min(margin, bound - s)
+        margin = min(margin, (fb - s) if fb is not None else 0.0)
         details[f"theta={label}"] = {
-            "support_size": s,
-            "bound": bound,
-            "gap_upper": c["gap_upper"],
-            "support_independent": c["support_independent"],
-            "reduction_removed": r.iterations["reduction_removed"],
             "status": st,
+            "verdict": why,
+            "support_size": s,
+            "bound": _text(bound, env),
+            "gap_upper": c["gap_upper"],
+            "support_independent": c.get("support_independent"),
+            "exact_optimum": ex,
+            "reduction_removed": r.iterations["reduction_removed"],
         }
-    cex = _cex(inst, bound=bound) if status == "refuted" else None
+        if st == status:
+            details["verdict"] = f"theta={label}: {why}"
+    details["exact_optimum_certified"] = all_exact
+    cex = _cex(inst, bound=bound.text) if status == "refuted" else None
     return InstanceResult(status, inst.name, margin=margin, counterexample=cex, details=details)
 
 
@@ -191,30 +319,57 @@ def check_d2(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
 def check_d3(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
     r"""D3: at the optimum, beta^2 w(z) z^T M*^{-1} z <= c d_Z for every pair.
 
-    The true optimum's max leverage is enclosed in [d_Z, U]: d_Z because sum lambda* omega* = d_Z;
-    U = (d_Z + gap)/mu_min from the certified KW gap (see
-    :func:`proofs_numeric.design.optimum_leverage_bound`). Refuted if c d_Z < d_Z; certified if
-    U <= c d_Z (1 + tol) (the claim is tight at c = 1: support pairs attain it, so the
-    certificate carries the stated relative slack ``tol``, default 1e-9); else inconclusive.
-    The bound has no pi_ref in it: no dependence on coverage.
+    The optimum's largest leverage is >= d_Z always (sum lambda* omega* = d_Z): c < 1 is refuted.
+    Exact optimum certified (Krawczyk): it equals d_Z exactly (= d_Z on the support, < d_Z off it),
+    so c >= 1 is certified (exact). Otherwise it lies in [d_Z, U] with U from the certified KW gap
+    (:func:`proofs_numeric.design_cert.optimum_leverage_bound`): certified when c d_Z > U, else
+    inconclusive with the enclosure. The bound has no pi_ref in it: no dependence on coverage.
     """
-    status, details, margin = "certified", {}, math.inf
-    c = 1.0
+    import flint
+
+    prec = _prec(opts)
+    status, margin = "certified", math.inf
+    details: dict[str, Any] = {}
+    all_exact = True
+    c_text = ""
     for label, _th, r, cert in _designs(inst, opts):
         dz = r.d_Z
-        c = _const(opts, "D3", "c", 1, dz)
-        tol = _const(opts, "D3", "tol", 1e-9, dz)
-        U = cert["optimum_max_leverage_upper"]
-        if c * dz < dz:
-            st = "refuted"
-        elif U <= c * dz * (1 + tol):
-            st = "certified"
+        env = _env(inst, dz)
+        c = constant(opts, claim, "c", env)
+        c_text = c.text
+        _record(details, r, cert, label)
+        ex = _exact(cert)
+        exact = bool(ex.get("certified"))
+        all_exact = all_exact and exact
+        U = float(cert["optimum_max_leverage_upper"])
+        cex_ = c.exact(env)
+        with arb_prec(prec):
+            cb = c.arb(env) * dz
+            kk = flint.arb(dz)
+            lt = bool(cb < kk)
+            ge_exact = bool(cb >= kk)
+            above_U = bool(cb > flint.arb(U))
+        enclosure = f"max_z omega*_z = d_Z = {dz} exactly" if exact else f"max_z omega*_z in [{dz}, {U!r}]"
+        if lt:
+            st, why = "refuted", "c d_Z < d_Z <= max_z omega*_z (sum_z lambda*_z omega*_z = d_Z)"
+        elif exact and cex_ is not None:
+            st, why = ("certified", "certified (exact): max omega* = d_Z <= c d_Z") if cex_ >= 1 else (
+                "refuted", "refuted (exact): max omega* = d_Z > c d_Z")
+        elif exact and ge_exact:
+            st, why = "certified", "certified (exact): max omega* = d_Z <= c d_Z (enclosure of c)"
+        elif above_U:
+            st, why = "certified", f"c d_Z > {U!r} >= max omega* (KW gap bound)"
         else:
-            st = "inconclusive"
+            st, why = "inconclusive", f"{enclosure}; exact optimum not certified: {ex.get('reason', '?')}"
         status = _worst(status, st)
-        margin = min(margin, c * dz * (1 + tol) - U)
-        details[f"theta={label}"] = {"max_leverage_upper": U, "claimed": c * dz, "status": st}
-    cex = _cex(inst, c=c) if status == "refuted" else None
+        cf = c.float(env)
+        margin = min(margin, cf * dz - (dz if exact else U))
+        details[f"theta={label}"] = {"status": st, "verdict": why, "enclosure": enclosure,
+                                     "max_leverage_upper": dz if exact else U, "claimed": cf * dz}
+        if st == status:
+            details["verdict"], details["enclosure"] = why, f"theta={label}: {enclosure}"
+    details["exact_optimum_certified"] = all_exact
+    cex = _cex(inst, c=c_text) if status == "refuted" else None
     return InstanceResult(status, inst.name, margin=margin, counterexample=cex, details=details)
 
 
@@ -228,20 +383,38 @@ def check_d4(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
     r"""D4: M(lambda; theta*) >= e^{-c beta e} M(lambda; theta), e = max_z |<theta* - theta, z>|.
 
     lambda = the certified design at theta, for theta = 0 and theta = theta* + 0.5 u (u a seeded
-    random unit vector). The Loewner order is decided in Arb by
-    :func:`proofs_numeric.certify.certify_loewner_leq` (certified / refuted / inconclusive).
+    random unit vector). Decided in Arb by :func:`proofs_numeric.design.certify_transfer` with the exact
+    constant c (per-pair coefficients, else the Loewner order by LDL^T; certified / refuted /
+    inconclusive), at any beta (log-scale weights).
     """
-    status, details, margin = "certified", {}, math.inf
-    c = 1.0
+    prec = _prec(opts)
+    status, margin = "certified", math.inf
+    details: dict[str, Any] = {}
+    c_text = ""
     for label, th in (("0", np.zeros(inst.d)), ("perturbed", _perturbed(inst, opts.seed))):
         r = design_for(inst, th, opts)
-        c = _const(opts, "D4", "c", 1, r.d_Z)
-        out = certify_transfer(inst, th, inst.theta_star, r.support_weights, prec=_prec(opts), c=c)
+        env = _env(inst, r.d_Z)
+        c = constant(opts, claim, "c", env)
+        c_text = c.text
+        cex_ = c.exact(env)
+        if cex_ is not None:
+            cval: Any = Fraction(cex_)
+        else:
+            with arb_prec(prec):
+                cval = c.arb(env)
+        out = certify_transfer(inst, th, inst.theta_star, r.support_weights, prec=prec, c=cval)
+        out["c"] = _text(c, env)
+        record_check(details, "Loewner order M(theta*) >= e^{-c beta e} M(theta)", prec_bits=prec,
+                     method=out["method"], theta=label)
         status = _worst(status, out["status"])
-        margin = min(margin, out["margin"])
+        if math.isfinite(out["margin"]):
+            margin = min(margin, out["margin"])
         details[f"theta={label}"] = out
-    cex = _cex(inst, c=c) if status == "refuted" else None
-    return InstanceResult(status, inst.name, margin=margin, counterexample=cex, details=details)
+        if out["status"] == status:
+            details["verdict"] = f"theta={label}: {out['status']} ({out['method']})"
+    cex = _cex(inst, c=c_text) if status == "refuted" else None
+    return InstanceResult(status, inst.name, margin=margin if math.isfinite(margin) else None,
+                          counterexample=cex, details=details)
 
 
 # --------------------------------------------------------------------- S5
@@ -333,7 +506,8 @@ def _design_claim(id_: str, statement: str, reference: str, check: CheckFn, cons
     """A design claim (D1-D4) on the pair set of :data:`_HYP_D`, run on the design instances by default."""
     return Claim(
         id=id_, kind="design", statement=statement, reference=reference, check=check, hypotheses=_HYP_D,
-        constants=constants, default_instances=_default_design_instances,
+        constants=constants, default_instances=_default_design_instances, symbols=SYMBOLS,
+        aggregate=_design_aggregate,
     )
 
 
@@ -345,28 +519,28 @@ CLAIMS = [
         "certifies optimality",
         "THEORY.md D1 (section 6); paper Algorithm 2",
         check_d1,
-        {"value": "d_Z", "tol": 1e-9},
+        {"value": "d_Z"},
     ),
     _design_claim(
         "D2",
         "some optimal design has support size <= d_Z (d_Z + 1) / 2",
         "THEORY.md D2 (section 6)",
         check_d2,
-        {"bound": "d_Z*(d_Z+1)/2", "tol": 1e-9},
+        {"bound": "d_Z*(d_Z+1)/2"},
     ),
     _design_claim(
         "D3",
         "at the optimum, z^T M^{-1} z <= d_Z / (beta^2 w_theta(z)) for every pair (no coverage term)",
         "THEORY.md D3 (section 6)",
         check_d3,
-        {"c": 1, "tol": 1e-9},
+        {"c": "1"},
     ),
     _design_claim(
         "D4",
         "M(lambda; theta*) >= e^{-beta e} M(lambda; theta) in Loewner order, e = max_z |<theta* - theta, z>|",
         "THEORY.md D4 (section 6), from E13",
         check_d4,
-        {"c": 1},
+        {"c": "1"},
     ),
     Claim(
         id="S5",
