@@ -286,14 +286,16 @@ def _vech_rows(A: F) -> F:
     return np.asarray((A[:, :, None] * A[:, None, :])[:, iu[0], iu[1]])
 
 
-def reduce_support(A: F, lam: F, max_rounds: int = 10_000) -> tuple[F, int]:
+def reduce_support(A: F, lam: F, max_rounds: int = 10_000, keep: int | None = None) -> tuple[F, int]:
     r"""Caratheodory reduction keeping :math:`M = \sum\lambda_z a_z a_z^\top` fixed (D2).
 
     While the support has more than k(k+1)/2 points, or its vech(a a^T) are dependent, take a
     null vector c of the vech matrix and move :math:`\lambda \leftarrow \lambda - t c` to the first
     zero. At a design with :math:`\omega_z = k` on the support, :math:`\sum_z c_z = \sum_z c_z\omega_z/k
     = \mathrm{tr}(M^{-1}\sum c_z a_z a_z^\top)/k = 0`, so the weights keep summing to 1 (they are
-    renormalized to absorb the O(gap) drift). Returns (weights, number of points removed).
+    renormalized to absorb the O(gap) drift). ``keep``: a point that must not be the one removed (the
+    null vector's sign is chosen so that its weight grows: an exchange step). Returns (weights, number
+    of points removed).
     """
     lam = np.array(lam, dtype=np.float64)
     removed = 0
@@ -309,7 +311,13 @@ def reduce_support(A: F, lam: F, max_rounds: int = 10_000) -> tuple[F, int]:
         if rank >= len(supp):
             break
         c = vt[-1]
-        if np.max(c) <= 0:
+        if keep is not None and keep in supp:
+            ck = c[int(np.searchsorted(supp, keep))]
+            if ck > 0 or (ck == 0 and np.max(c) <= 0):
+                c = -c
+            if np.max(c) <= 0:
+                break
+        elif np.max(c) <= 0:
             c = -c
         pos = c > 0
         ratios = lam[supp][pos] / c[pos]
@@ -332,6 +340,7 @@ class NewtonInfo:
     dropped: int = 0
     reduced: int = 0
     residual: float = math.inf
+    converged: bool = False
     seconds: float = 0.0
 
 
@@ -372,9 +381,10 @@ def newton(
     lam = np.array(lam, dtype=np.float64)
     lam /= lam.sum()
     info = NewtonInfo()
+    added: int | None = None
     for _outer in range(max_outer):
         if np.count_nonzero(lam) > k * (k + 1) // 2:
-            lam, rem = reduce_support(C, lam)
+            lam, rem = reduce_support(C, lam, keep=added)
             info.reduced += rem
         prev = math.inf
         sysm = None
@@ -390,7 +400,7 @@ def newton(
             except np.linalg.LinAlgError:
                 h = None
             if h is None or not np.all(np.isfinite(h)) or abs(h.sum()) == 0:
-                lam, rem = reduce_support(C, lam)
+                lam, rem = reduce_support(C, lam, keep=added)
                 info.reduced += rem
                 if rem == 0:
                     break
@@ -429,10 +439,12 @@ def newton(
         j = int(np.argmax(om))
         w = float(om[j])
         if not w > k * (1.0 + add_tol):
+            info.converged = info.residual < 1e-10
             break
         tau = (w - k) / (k * (w - 1.0))
         lam *= 1.0 - tau
         lam[j] += tau
+        added = j
         info.added += 1
     info.seconds = time.perf_counter() - t0
     return lam, info
@@ -524,6 +536,22 @@ def _float_solve(coords: Coordinates, *, tol: float, max_iter: int) -> tuple[F, 
     lam, removed = reduce_support(C, lam)
     t2 = time.perf_counter()
     lam, nt = newton(C, lam)
+    fw_tol = tol
+    while not nt.converged and fw_tol > 1e-12:  # safeguard: more Frank-Wolfe from here, then Newton again
+        fw_tol = max(fw_tol * 1e-3, 1e-12)
+        try:
+            lam, more = frank_wolfe(C, tol=fw_tol, max_iter=max_iter, lam0=lam)
+        except np.linalg.LinAlgError:
+            break
+        fw.iterations += more.iterations
+        lam, rem = reduce_support(C, lam)
+        removed += rem
+        lam, nt2 = newton(C, lam)
+        nt.newton += nt2.newton
+        nt.added += nt2.added
+        nt.dropped += nt2.dropped
+        nt.reduced += nt2.reduced
+        nt.converged, nt.residual = nt2.converged, nt2.residual
     t3 = time.perf_counter()
     iters = {
         "frank_wolfe": fw.iterations,
@@ -535,6 +563,7 @@ def _float_solve(coords: Coordinates, *, tol: float, max_iter: int) -> tuple[F, 
         "newton": nt.newton,
         "newton_added": nt.added,
         "newton_dropped": nt.dropped,
+        "newton_converged": int(nt.converged),
     }
     times = {"frank_wolfe": t1 - t0, "reduction": t2 - t1, "newton": t3 - t2}
     return lam, iters, times

@@ -354,3 +354,21 @@ def test_exact_coordinates_agree_with_float_coordinates() -> None:
 
 def test_float_tier_self_test() -> None:
     assert float_tier_available()
+
+
+def test_newton_exchange_step_when_the_support_is_full() -> None:
+    # d = 2: Frank-Wolfe stops on {160, 333, 456} (3 = d(d+1)/2 points); pair 570 has omega > d_Z.
+    # Adding it makes the support dependent; the Caratheodory step must drop another point (an
+    # exchange), not the one just added (that cycled 200 times before)
+    inst = generate("poor_coverage", 902358154, m=8, K=14, d=2, theta_norm=1.4844890337511687)
+    r = solve_design(inst, inst.theta_star, dps=30)
+    assert r.support.tolist() == [333, 456, 570] and r.exact_optimum
+    assert r.iterations["newton_added"] <= 3 and r.iterations["newton_converged"] == 1
+    # reduce_support(keep=j) never removes j
+    C = r.coords.C  # type: ignore[union-attr]
+    lam = np.zeros(C.shape[0])
+    lam[[160, 333, 456]] = [0.2, 0.5, 0.3]
+    lam[570] = 1e-4
+    lam /= lam.sum()
+    red, removed = reduce_support(C, lam, keep=570)
+    assert removed == 1 and red[570] > 0 and np.count_nonzero(red) == 3
