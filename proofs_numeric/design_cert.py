@@ -519,17 +519,16 @@ def _omega_float_upper(tier: tuple[F, F, F], rows: NDArray[np.int64], Q: F, R: F
     r"""Rigorous float upper bounds of :math:`\omega_z = c_z^\top M^{-1} c_z` for ``rows``, for every M^{-1}
     in Q +- R (see the module docstring; :math:`c = s 2^{-e_0} p`, :math:`|P - p| \le e`).
 
-    :math:`p^\top M^{-1} p \le \hat p^\top Q\hat p + \gamma_{2k+2}|\hat p|^\top|Q||\hat p| + 2|\hat p|^\top|Q|e
-    + e^\top|Q|e + (|\hat p| + e)^\top R(|\hat p| + e)`.
+    :math:`p^\top M^{-1} p \le \hat p^\top Q\hat p + \gamma_{2k+2}|\hat p|^\top|Q||\hat p|
+    + |\hat p|^\top(|Q| + |Q|^\top)e + e^\top|Q|e + (|\hat p| + e)^\top R(|\hat p| + e)`.
     """
     Pall, Eall, s2all = tier
     P, e, s2 = Pall[rows], Eall[rows], s2all[rows]
     aQ = np.abs(Q)
     aP = np.abs(P)
     qf = np.einsum("ij,ij->i", P @ Q, P)
-    aPQ = aP @ aQ
-    t0 = np.einsum("ij,ij->i", aPQ, aP)
-    t2 = 2.0 * np.einsum("ij,ij->i", aPQ, e)
+    t0 = np.einsum("ij,ij->i", aP @ aQ, aP)
+    t2 = np.einsum("ij,ij->i", aP @ (aQ + aQ.T), e)  # |P|^T|Q| e + e^T|Q||P| (Q need not be symmetric)
     t3 = np.einsum("ij,ij->i", e @ aQ, e)
     A = aP + e
     t4 = np.einsum("ij,ij->i", A @ R, A)
@@ -635,7 +634,7 @@ class Krawczyk:
         }
         if self.off_support is not None:
             o = self.off_support
-            out["off_support_max_upper"] = o.upper
+            out["off_support_max_upper"] = o.upper if math.isfinite(o.upper) else None  # None: no pair off S
             out["off_support_tiers"] = {"certified-float": o.float_rows, "certified-arb": o.arb_rows,
                                         "escalated": o.escalated}
             if o.undecided:

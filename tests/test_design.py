@@ -75,7 +75,7 @@ def test_presets_certified(name: str) -> None:
         ex = c["exact_optimum"]
         assert ex["certified"], ex
         assert r.exact_optimum and c["support_independent"]
-        assert ex["off_support_max_upper"] < r.d_Z and ex["weights_lower_min"] > 0
+        assert (ex["off_support_max_upper"] or -1.0) < r.d_Z and ex["weights_lower_min"] > 0
         assert ex["box_radius_max"] < 1e-10
         # the gap-based D3 bound is consistent (>= d_Z: the optimum's largest leverage is d_Z)
         assert c["optimum_max_leverage_upper"] >= r.d_Z

@@ -261,3 +261,19 @@ def test_s5_consistent_at_delta_005_R200() -> None:
         assert res.status == "consistent", (name, res.details)
         assert res.details["supported_c"] is not None
         assert res.constant is not None and res.constant <= 1.0
+
+
+def test_solver_failure_on_a_valid_instance_is_skipped_not_an_abort(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a solver that cannot resolve the span of a validated instance: the hypothesis "pairs span R^d"
+    # fails numerically there: that instance is skipped (counted), the run goes on
+    import checks.claims.design as mod
+
+    def boom(*_a: object, **_k: object) -> object:
+        raise InvalidInput("pair vectors must span R^2, got rank 1")
+
+    monkeypatch.setattr(mod, "solve_design", boom)
+    mod._CACHE.clear()
+    v = run_claim(all_claims()["D1"], [preset("tiny")], _opts())
+    assert v.status == "inconclusive" and v.details["status_counts"] == {"skipped": 1}
+    assert "pairs span R^d" in v.details["skipped"][0]["reason"]
+    mod._CACHE.clear()

@@ -41,7 +41,7 @@ def _check_d1_d2_d3(inst: object, theta: np.ndarray | None, *, exact: bool = Fal
     if ex["certified"]:
         # the unique optimal design: support independent, every other pair strictly below d_Z
         assert c["support_independent"] and ex["weights_lower_min"] > 0
-        assert ex.get("off_support_max_upper", -1) < r.d_Z
+        assert (ex.get("off_support_max_upper") or -1.0) < r.d_Z
     else:
         # an exact optimum that is not proved says why (ties between pairs: several optimal designs)
         assert not exact, ex

@@ -145,9 +145,11 @@ def _record(details: dict[str, Any], r: DesignResult, c: dict[str, Any], label: 
     """Record the sub-checks that ran for the design at theta=label."""
     ex = _exact(c)
     tiers = c.get("off_support_tiers") or {}
-    tier = "certified-float" if tiers.get("certified-float") else "certified-arb"
+    used = [t for t in ("certified-float", "certified-arb") if tiers.get(t)]
+    tier = "+".join(used) if used else "none (no pair off the support)"
     record_check(details, "KW enclosure of min g (trace identity, g of the computed design)",
-                 prec_bits=c.get("prec"), method="Arb", tier=tier, theta=label)
+                 prec_bits=c.get("prec"), method="Arb", tier=tier, escalated=tiers.get("escalated", 0),
+                 theta=label)
     record_check(details, "exact optimum (Krawczyk existence proof on the support)", prec_bits=c.get("prec"),
                  method="Krawczyk operator in Arb", certified=bool(ex.get("certified")), theta=label)
 
