@@ -26,7 +26,8 @@ Tiers (what decides the leverage of a pair off the support, the O(|Z| k^2) part)
 - ``certified-float``: float64 with a-priori rounding-error bounds (Higham ch. 3, for any summation
   order, FMA included): :math:`|fl(x^\top y) - x^\top y| \le \gamma_n |x|^\top|y|`,
   :math:`\gamma_n = nu/(1-nu)`, :math:`u = 2^{-53}`. Assumes IEEE 754 binary64 with
-  round-to-nearest (checked once by :func:`float_tier_available`). The enclosure of :math:`M^{-1}`
+  round-to-nearest, no flush-to-zero, and matrix products by a classical (not Strassen-type)
+  algorithm, as numpy's BLAS does (checked once by :func:`float_tier_available`). The enclosure of :math:`M^{-1}`
   (k x k) and of the scales :math:`s_z^2` come from Arb; the bound itself is evaluated in float64
   and inflated by :data:`_INFLATE` to cover its own rounding.
 - ``certified-arb``: the row and its leverage in Arb balls. A pair whose float bound does not decide
