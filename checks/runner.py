@@ -12,7 +12,7 @@ from proofs_numeric.generate import DEFAULT_INSTANCES, preset
 from proofs_numeric.instance import Instance
 
 from .registry import Claim, InstanceResult, RunOptions
-from .verdict import FAILS, HOLDS, SKIPPED, Verdict, worst_status
+from .verdict import FAILS, HOLDS, NEUTRAL, SKIPPED, Verdict, worst_status
 
 
 def default_instances() -> list[Instance]:
@@ -68,7 +68,7 @@ def default_aggregate(claim: Claim, results: list[InstanceResult], opts: RunOpti
     consts = [r.constant for r in decided if r.constant is not None]
     pvals = [r.p_value for r in decided if r.p_value is not None]
     cex = next((r.counterexample for r in results if r.status in FAILS and r.counterexample), None)
-    failing = [r.instance for r in results if r.status not in HOLDS and r.status != SKIPPED]
+    failing = [r.instance for r in results if r.status not in HOLDS | NEUTRAL and r.status != SKIPPED]
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1

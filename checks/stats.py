@@ -1,8 +1,11 @@
 r"""Statistical verdict helpers (THEORY.md section 8, "statistical").
 
-A statistical claim (S1, S2, S5, S6) is decided by Monte Carlo over seeds and one
-exact or goodness-of-fit test at a stated significance ``level`` (RunOptions.level,
-default 0.01). The outcome is one of
+A statistical claim (S1, S2, S3, S5, S6) is decided by Monte Carlo over seeds and one
+exact or goodness-of-fit test per instance at a stated significance ``level``
+(RunOptions.level, default 0.01). Over N instances the N tests are one family: the claim's
+verdict controls the family-wise error (the probability of rejecting a true claim on at least
+one instance) at ``level`` by Holm's step-down correction (:func:`correct_family`,
+:func:`family_aggregate`; one implementation for every statistical claim). The outcome is one of
 
 - ``consistent``: the test did **not** reject the claim at ``level`` (p_value >= level).
   This is *not* a proof: it says the simulated data are compatible with the claim,
@@ -25,21 +28,37 @@ binomial_exceedance_verdict(k, n, delta, level)
 mean_ci(samples, level)              Student-t interval for a mean (S2-style comparisons)
 mean_band_verdict(samples, target, rtol, level)
                                      decide "E[s] = target within relative tolerance rtol"
+correct_family(p_values, level, method)
+                                     Holm (default) or Bonferroni family-wise correction
+family_aggregate(claim, results, opts)
+                                     a claim's verdict over instances with the correction applied
+sim_constant(opts, claim, name, inst, ...), sim_int_constant(...)
+                                     a claim constant as a simulation parameter (exact text -> float, int)
+replications(opts, default, quick)   RunOptions.replications, validated, or the claim's default
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from scipy import stats as _st
 
 from proofs_numeric.errors import InvalidInput
 
+if TYPE_CHECKING:
+    from proofs_numeric.instance import Instance
+
+    from .registry import Claim, InstanceResult, RunOptions
+    from .verdict import Verdict
+
 StatStatus = Literal["consistent", "rejected"]
+CorrectionMethod = Literal["holm", "bonferroni"]
+#: the family-wise correction every statistical aggregate applies unless told otherwise
+DEFAULT_CORRECTION: CorrectionMethod = "holm"
 
 __all__ = [
     "StatOutcome",
@@ -50,6 +69,12 @@ __all__ = [
     "mean_ci",
     "mean_band_verdict",
     "check_level",
+    "FamilyCorrection",
+    "correct_family",
+    "family_aggregate",
+    "sim_constant",
+    "sim_int_constant",
+    "replications",
 ]
 
 
@@ -277,18 +302,28 @@ def mean_band_verdict(
 ) -> StatOutcome:
     r"""Decide "E[s] = target within relative tolerance rtol" from i.i.d. samples.
 
-    Null hypothesis (the claim): the true mean lies in the band
-    [target (1 - rtol), target (1 + rtol)]. With the Student-t interval of :func:`mean_ci`
-    at confidence 1 - level:
+    Null hypothesis (the claim): the true mean lies in the band [a, b] = [target (1 - rtol),
+    target (1 + rtol)], width w = b - a. Statistic: the distance D = max(a - \bar s, \bar s - b, 0)
+    of the sample mean to the band, in units of its standard error se = s_n / \sqrt n. The p-value
+    is the largest probability, over every mean in the band, of a distance at least the observed one:
 
-    - ``rejected`` iff that interval misses the band entirely (the data show, at this level,
-      that the mean is outside the stated tolerance);
-    - ``consistent`` otherwise.
+    .. math:: p = \sup_{\mu \in [a, b]} P_\mu(D \ge \delta) = F_{n-1}(\delta / se) + F_{n-1}((\delta + w) / se)
 
-    p_value = 2 P(T_{n-1} >= dist / se) with dist the distance from the sample mean to the
-    band (1 when the mean is inside), capped at 1; rejected iff p_value < level, which is the
-    same decision. ``rtol`` is the stated tolerance of the claim (e.g. the O(1/n) bias of an
-    asymptotic formula), not a fudge: report it with the verdict.
+    (F_{n-1} the Student-t survival function; the supremum is attained at the band's edges, where
+    one tail is the near side and the other the far side), and p = 1 when the mean lies in the band.
+    ``rejected`` iff p < level. Size: exactly ``level`` for a mean on the band's edge (Gaussian
+    samples, Student-t approximation otherwise: asymptotically exact), less inside the band. (The
+    rule "the 1 - level Student-t interval misses the band", used before, had size level / 2.)
+
+    ``details`` also report the two-sided Student-t interval for the mean at confidence 1 - level
+    (``ci_low``, ``ci_high``: for display; the decision is the p-value). ``rtol`` is the stated
+    tolerance of the claim (e.g. the O(1/n) bias of an asymptotic formula), not a fudge: report it
+    with the verdict.
+
+    >>> import numpy as np
+    >>> s = np.random.default_rng(0).normal(1.0, 0.1, 200)
+    >>> mean_band_verdict(s, 1.0, 0.05, 0.01).status, mean_band_verdict(s, 2.0, 0.05, 0.01).status
+    ('consistent', 'rejected')
     """
     lv = check_level(level)
     arr = _as_samples(samples)
@@ -300,23 +335,228 @@ def mean_band_verdict(
     mean, lo, hi = mean_ci(arr, lv)
     se = float(arr.std(ddof=1) / math.sqrt(n))
     b_lo, b_hi = float(target) * (1 - float(rtol)), float(target) * (1 + float(rtol))
+    width = b_hi - b_lo
     dist = max(b_lo - mean, mean - b_hi, 0.0)
     if dist == 0.0:
         p = 1.0
     elif se == 0.0:
         p = 0.0
     else:
-        p = min(1.0, 2.0 * float(_st.t.sf(dist / se, n - 1)))
+        p = min(1.0, float(_st.t.sf(dist / se, n - 1)) + float(_st.t.sf((dist + width) / se, n - 1)))
     status: StatStatus = "rejected" if p < lv else "consistent"
     return StatOutcome(
         status=status,
         p_value=p,
         level=lv,
         n=int(n),
-        test="mean-in-band (Student t)",
+        test="mean-in-band (Student t, sup over the band)",
         statistic=mean,
         details={
-            "mean": mean, "ci_low": lo, "ci_high": hi, "target": float(target), "rtol": float(rtol),
+            "mean": mean, "se": se, "ci_low": lo, "ci_high": hi, "target": float(target), "rtol": float(rtol),
             "band_low": b_lo, "band_high": b_hi, "ratio": mean / float(target),
         },
     )
+
+
+# ----------------------------------------------------------------- multiplicity
+@dataclass(frozen=True)
+class FamilyCorrection:
+    """A family of tests corrected for multiplicity (family-wise error <= ``level``).
+
+    Attributes (one entry per hypothesis, in the order given)
+    ----------
+    method : ``holm`` (step-down) or ``bonferroni``.
+    level : the family-wise level.
+    p_values : the raw p-values.
+    adjusted : the adjusted p-values (hypothesis i is rejected iff adjusted[i] < level).
+    thresholds : the level the raw p-value was compared with (Holm: level / (N - rank), rank the
+        0-based position in ascending order; Bonferroni: level / N).
+    rejected : which hypotheses the correction rejects.
+    """
+
+    method: str
+    level: float
+    p_values: tuple[float, ...]
+    adjusted: tuple[float, ...]
+    thresholds: tuple[float, ...]
+    rejected: tuple[bool, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.p_values)
+
+    @property
+    def any_rejected(self) -> bool:
+        return any(self.rejected)
+
+    @property
+    def p_value(self) -> float:
+        """The family's p-value: the smallest adjusted p-value (1 for an empty family)."""
+        return min(self.adjusted, default=1.0)
+
+    @property
+    def status(self) -> StatStatus:
+        return "rejected" if self.any_rejected else "consistent"
+
+
+def correct_family(
+    p_values: Sequence[float] | np.ndarray, level: float, method: str = DEFAULT_CORRECTION
+) -> FamilyCorrection:
+    r"""Correct N p-values so that the family-wise error is at most ``level``.
+
+    Holm (1979), step-down: sort p_(1) <= ... <= p_(N); reject H_(1), ..., H_(k-1) where k is the
+    first rank with p_(k) >= level / (N - k + 1). Adjusted p-values
+    :math:`	ilde p_{(i)} = \max_{j \le i} \min(1, (N - j + 1) p_{(j)})`; H_i is rejected iff
+    :math:`	ilde p_i <` level. Bonferroni: :math:`	ilde p_i = \min(1, N p_i)`. Both control the
+    family-wise error at ``level`` for any dependence between the tests; Holm rejects a superset of
+    Bonferroni's hypotheses, and the family as a whole (some H_i rejected) exactly when Bonferroni
+    does (min p < level / N).
+
+    >>> f = correct_family([0.004, 0.02, 0.5], 0.05)
+    >>> f.rejected, [round(a, 3) for a in f.adjusted]
+    ((True, True, False), [0.012, 0.04, 0.5])
+    """
+    if method not in ("holm", "bonferroni"):
+        raise InvalidInput(f"method must be 'holm' or 'bonferroni', got method={method!r}")
+    lv = check_level(level)
+    p = np.asarray(p_values, dtype=np.float64).ravel()
+    bad = ~(np.isfinite(p) & (p >= 0.0) & (p <= 1.0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InvalidInput(f"p_values must lie in [0, 1], got p_values[{i}]={p[i]!r}")
+    n = p.size
+    if method == "bonferroni":
+        adj = np.minimum(1.0, n * p)
+        thr = np.full(n, lv / n) if n else np.empty(0)
+    else:
+        order = np.argsort(p, kind="stable")
+        mult = n - np.arange(n)
+        adj_sorted = np.minimum(1.0, np.maximum.accumulate(mult * p[order])) if n else np.empty(0)
+        adj = np.empty(n)
+        adj[order] = adj_sorted
+        thr = np.empty(n)
+        thr[order] = lv / mult
+    return FamilyCorrection(
+        method=method,
+        level=lv,
+        p_values=tuple(float(v) for v in p),
+        adjusted=tuple(float(v) for v in adj),
+        thresholds=tuple(float(v) for v in thr),
+        rejected=tuple(bool(a < lv) for a in adj),
+    )
+
+
+#: the per-instance statuses a statistical test decides (the others are left as they are)
+_TESTED = ("consistent", "rejected")
+
+
+def family_aggregate(
+    claim: Claim, results: list[InstanceResult], opts: RunOptions, *, method: str = DEFAULT_CORRECTION
+) -> Verdict:
+    """A statistical claim's verdict over instances, the family-wise error controlled at ``opts.level``.
+
+    Every instance whose test ran (status consistent or rejected, with a p-value) is one member of
+    the family; :func:`correct_family` decides which are rejected, and each such instance's status,
+    margin (adjusted p - level) and counterexample follow the corrected decision (the uncorrected
+    status is kept in ``details["status_uncorrected"]``). Skipped, inconclusive and error instances
+    are not tested and stay as they are. The rest is :func:`checks.runner.default_aggregate`, with
+
+    - ``p_value``: the family's smallest adjusted p-value (compared with ``level``);
+    - ``details["multiplicity"]``: the method, the level, the family size, the rejected instances and
+      per instance its p-value, adjusted p-value, the level it was compared with and the decision;
+    - a message that states the correction, the smallest p-value and the level it was compared with.
+    """
+    from .runner import default_aggregate
+
+    level = check_level(opts.level)
+    tested = [i for i, r in enumerate(results) if r.status in _TESTED and r.p_value is not None]
+    fam = correct_family([float(results[i].p_value) for i in tested], level, method)  # type: ignore[arg-type]
+    out = list(results)
+    for j, i in enumerate(tested):
+        r, rej = results[i], fam.rejected[j]
+        details = {**r.details, "status_uncorrected": r.status, "p_adjusted": fam.adjusted[j],
+                   "threshold": fam.thresholds[j], "correction": method}
+        out[i] = replace(r, status="rejected" if rej else "consistent", margin=fam.adjusted[j] - level,
+                         counterexample=r.counterexample if rej else None, details=details)
+    v = default_aggregate(claim, out, opts)
+    if not tested:
+        return v
+    rows = [{"instance": results[i].instance, "p_value": fam.p_values[j], "p_adjusted": fam.adjusted[j],
+             "threshold": fam.thresholds[j], "rejected": fam.rejected[j]} for j, i in enumerate(tested)]
+    v.p_value, v.level = fam.p_value, level
+    v.details["multiplicity"] = {
+        "method": method, "level": level, "family_size": fam.size,
+        "rejected": [row["instance"] for row in rows if row["rejected"]],
+        "statement": f"family-wise error <= {level:g} over {fam.size} tested instance(s) ({_NAMES[method]})",
+        "per_instance": rows,
+    }
+    j_min = int(np.argmin(fam.p_values))
+    v.message += (
+        f"; {_NAMES[method]} over {fam.size} instance(s) at family-wise level {level:g}: smallest p = "
+        f"{fam.p_values[j_min]:.3g} ({rows[j_min]['instance']}) compared with {fam.thresholds[j_min]:.3g} "
+        f"(= {level:g}/{round(level / fam.thresholds[j_min])}), adjusted p = {fam.adjusted[j_min]:.3g}; "
+        f"{sum(fam.rejected)} rejected"
+    )
+    return v
+
+
+_NAMES = {"holm": "Holm", "bonferroni": "Bonferroni"}
+
+
+# ------------------------------------------------------- simulation parameters
+def sim_constant(
+    opts: RunOptions, claim: Claim, name: str, inst: Instance | None = None, *,
+    minimum: float | None = None, positive: bool = False, env: Mapping[str, Any] | None = None,
+) -> float:
+    """Claim constant ``name`` as a simulation parameter: read exactly by
+    :func:`checks.constants.constant` (the run's override or the registry default, an expression
+    in the instance's d, K, m, beta and the names of ``env``) and returned as its nearest double.
+    A simulation draws with float64 parameters; nothing is certified with this value.
+    Raises InvalidInput naming the constant when it is not finite, below ``minimum`` or not > 0
+    when ``positive``."""
+    const, env_all = _sim_const(opts, claim, name, inst, env)
+    val = const.float(env_all)
+    _check_sim(claim, name, const.text, val, minimum, positive)
+    return val
+
+
+def sim_int_constant(
+    opts: RunOptions, claim: Claim, name: str, inst: Instance | None = None, *,
+    minimum: int | None = None, env: Mapping[str, Any] | None = None,
+) -> int:
+    """Like :func:`sim_constant` for a count (pairs, rounds): the exact value must be an integer."""
+    const, env_all = _sim_const(opts, claim, name, inst, env)
+    exact = const.exact(env_all)
+    if exact is None or exact.denominator != 1:
+        raise InvalidInput(f"constants.{claim.id}.{name} must be an integer, got {name}={const.text!r}")
+    _check_sim(claim, name, const.text, float(exact), minimum, False)
+    return int(exact)
+
+
+def _sim_const(
+    opts: RunOptions, claim: Claim, name: str, inst: Instance | None, env: Mapping[str, Any] | None
+) -> tuple[Any, dict[str, Any]]:
+    from .constants import constant, instance_env
+
+    env_all = {**(instance_env(inst) if inst is not None else {}), **(env or {})}
+    return constant(opts, claim, name, env_all), env_all
+
+
+def _check_sim(claim: Claim, name: str, text: str, val: float, minimum: float | None, positive: bool) -> None:
+    key = f"constants.{claim.id}.{name}"
+    if not math.isfinite(val):
+        raise InvalidInput(f"{key} must be finite, got {name}={text!r}")
+    if minimum is not None and val < minimum:
+        raise InvalidInput(f"{key} must be >= {minimum:g}, got {name}={text!r} = {val:g}")
+    if positive and not val > 0:
+        raise InvalidInput(f"{key} must be > 0, got {name}={text!r} = {val:g}")
+
+
+def replications(opts: RunOptions, default: int, quick: int) -> int:
+    """``opts.replications`` (an integer >= 2) or the claim's default (``quick`` in a quick run)."""
+    if opts.replications is None:
+        return quick if opts.quick else default
+    r = opts.replications
+    if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 2:
+        raise InvalidInput(f"replications must be an integer >= 2, got replications={r!r}")
+    return int(r)

@@ -16,21 +16,33 @@ from typing import Any, Literal
 import mpmath
 import numpy as np
 
-Status = Literal["verified", "certified", "refuted", "consistent", "rejected", "inconclusive", "error"]
-STATUSES: tuple[str, ...] = ("verified", "certified", "refuted", "consistent", "rejected", "inconclusive", "error")
+Status = Literal[
+    "verified", "certified", "refuted", "consistent", "rejected", "measured", "inconclusive", "error"
+]
+STATUSES: tuple[str, ...] = (
+    "verified", "certified", "refuted", "consistent", "rejected", "measured", "inconclusive", "error"
+)
 #: Statuses that mean "the claim holds on what was checked".
 HOLDS = frozenset({"verified", "certified", "consistent"})
 #: Statuses that mean "the claim was shown false".
 FAILS = frozenset({"refuted", "rejected"})
+#: An empirical claim (S4) whose numbers were measured and reported beside the stated prediction
+#: and tolerance, with no test: it neither holds nor fails, and the verdict is as expected (ok).
+MEASURED = "measured"
+#: Statuses that claim neither a proof, a test nor a failure.
+NEUTRAL = frozenset({MEASURED})
 
 #: Per-instance status of an instance on which the claim's hypothesis fails (never a verdict status).
 SKIPPED = "skipped"
 
-_RANK = {"verified": 0, "certified": 0, "consistent": 0, "inconclusive": 1, "refuted": 2, "rejected": 2, "error": 3}
+_RANK = {
+    "verified": 0, "certified": 0, "consistent": 0, "measured": 0, "inconclusive": 1, "refuted": 2, "rejected": 2,
+    "error": 3,
+}
 
 
 def worst_status(statuses: list[str], default: str = "verified") -> str:
-    """The most severe status of a list (error > refuted/rejected > inconclusive > holds).
+    """The most severe status of a list (error > refuted/rejected > inconclusive > holds, measured).
 
     ``skipped`` entries (hypothesis fails on that instance) say nothing about the claim and are
     left out; a list of nothing else gives ``inconclusive``.
@@ -90,10 +102,14 @@ class Verdict:
         """True when the verdict matches what the registry expects.
 
         A claim expected to hold is ok when it holds; an open question is ok
-        once it is settled either way (holds or shown false); an error never is.
+        once it is settled either way (holds or shown false); a measurement
+        (``measured``: an empirical claim's numbers, no test) is ok, it claims
+        nothing; an error never is.
         """
         if self.status == "error":
             return False
+        if self.status in NEUTRAL:
+            return True
         if self.expect == "holds":
             return self.status in HOLDS
         return self.status in HOLDS | FAILS

@@ -12,7 +12,7 @@ import pytest
 
 from checks.registry import KINDS, Claim, InstanceResult, RunOptions, all_claims, get, select
 from checks.runner import check_one, default_aggregate, default_instances, run_claim, run_claims
-from checks.verdict import FAILS, HOLDS, STATUSES, Verdict, worst_status
+from checks.verdict import FAILS, HOLDS, NEUTRAL, STATUSES, Verdict, worst_status
 from proofs_numeric.errors import InvalidInput, InvalidInstance
 from proofs_numeric.generate import DEFAULT_INSTANCES, preset
 from proofs_numeric.instance import Instance
@@ -103,6 +103,8 @@ def test_verdict_ok(status: str, expect: str) -> None:
     v = _verdict(status, expect)
     if status == "error":
         assert not v.ok  # never ok
+    elif status == "measured":
+        assert v.ok  # an empirical claim's measurement claims no test: as expected either way
     elif expect == "holds":
         assert v.ok == (status in {"verified", "certified", "consistent"})
     else:  # an open question is ok once settled either way, not when inconclusive
@@ -111,7 +113,8 @@ def test_verdict_ok(status: str, expect: str) -> None:
 
 def test_status_sets() -> None:
     assert HOLDS == {"verified", "certified", "consistent"} and FAILS == {"refuted", "rejected"}
-    assert set(STATUSES) == HOLDS | FAILS | {"inconclusive", "error"}
+    assert NEUTRAL == {"measured"} and not NEUTRAL & (HOLDS | FAILS)
+    assert set(STATUSES) == HOLDS | FAILS | NEUTRAL | {"inconclusive", "error"}
 
 
 def test_verdict_rejects_unknown_status() -> None:
