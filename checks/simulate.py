@@ -193,9 +193,13 @@ def simulate_dpo(
 def measure_separation(
     inst: Instance, rounds: int, batch: int, seeds: int, seed: int, target_factor: float = 2.0
 ) -> dict[str, Any]:
-    """The S4 numbers only (the ``separation`` and ``predictions`` blocks of :func:`simulate_dpo`)."""
+    """The S4 numbers only: the ``separation`` block of :func:`simulate_dpo`, tr_ref, and the fits whose
+    MLE did not exist (``mle_not_found``: on-policy and offline counts, and the number of fits)."""
     res = simulate_dpo(inst, rounds, batch, seeds, seed, target_factor=target_factor, per_batch=False)
-    return {"separation": res["separation"], "tr_ref": res["predictions"]["tr_ref"]}
+    on, off = res["onpolicy"]["cumulative"], res["offline"]
+    fits = seeds * (len(on["round"]) + len(off["round"]))
+    missing = {"onpolicy": int(on["mle_not_found"]), "offline": int(off["mle_not_found"]), "fits": fits}
+    return {"separation": res["separation"], "tr_ref": res["predictions"]["tr_ref"], "mle_not_found": missing}
 
 
 # ------------------------------------------------------------------ plots
