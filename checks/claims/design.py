@@ -21,8 +21,10 @@ decided in Arb at the run's precision. Constants are exact (:mod:`checks.constan
 - D2 ``bound`` (default ``d_Z*(d_Z+1)/2``): the claimed support size of some optimal design.
 - D3 ``c`` (default 1): the per-pair bound beta^2 w(z) z^T M*^{-1} z <= c d_Z at the optimum.
 - D4 ``c`` (default 1): M(lambda; theta*) >= e^{-c beta e} M(lambda; theta).
-- S5 ``c`` (default 1), ``delta`` (default 0.05); RunOptions.extra: ``alpha`` (0.5),
-  ``n1`` (1000), ``n2`` (1000), ``variant`` ("mixture"); RunOptions.replications (default 100).
+- S5 ``c`` (default 1), ``delta`` (default 0.05), numbers or expressions in d, d_Z, K, m, beta;
+  RunOptions.extra: ``alpha`` (0.5), ``n1`` (1000), ``n2`` (1000), ``variant`` ("mixture");
+  RunOptions.replications (default 100). Over N instances the verdict controls the family-wise
+  error at RunOptions.level (Holm) and reports the family's tightest c.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from typing import Any
 
@@ -53,7 +55,7 @@ from proofs_numeric.sampling import rng_for
 from ..constants import Const, constant, instance_env
 from ..registry import CheckFn, Claim, InstanceResult, RunOptions
 from ..runner import default_aggregate, record_check
-from ..stats import binomial_exceedance_verdict
+from ..stats import binomial_exceedance_verdict, family_aggregate, replications, sim_constant
 from ..verdict import Verdict
 
 _CACHE: OrderedDict[str, DesignResult] = OrderedDict()
@@ -95,14 +97,6 @@ def design_for(inst: Instance, theta: Any, opts: RunOptions) -> DesignResult:
     if len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
     return res
-
-
-def _const(opts: RunOptions, cid: str, name: str, default: Any, d_Z: int) -> float:
-    """S5's constants: a number, or an expression in d_Z (parsed safely by :func:`checks.constants.read`)."""
-    from ..constants import read
-
-    raw = opts.constants.get(name, default)
-    return read(raw, f"constants.{cid}.{name}", {"d_Z"}).float({"d_Z": d_Z})
 
 
 def _env(inst: Instance, d_Z: int) -> dict[str, Any]:
@@ -420,8 +414,28 @@ def check_d4(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
 
 
 # --------------------------------------------------------------------- S5
-def s5_ratios(inst: Instance, opts: RunOptions, R: int) -> tuple[np.ndarray, dict[str, Any]]:
+#: the symbols S5's constants may use: the instance's d, K, m, beta and d_Z = dim span{z}
+_S5_SYMBOLS = ("d", "d_Z", "K", "m", "beta")
+
+
+def _s5_claim() -> Claim:
+    return next(c for c in CLAIMS if c.id == "S5")
+
+
+def _s5_env(inst: Instance) -> dict[str, Any]:
+    z = (inst.phi[:, :, None, :] - inst.phi[:, None, :, :]).reshape(-1, inst.d)
+    return {"d_Z": int(np.linalg.matrix_rank(z))}
+
+
+def _s5_const(opts: RunOptions, claim: Claim, name: str, inst: Instance, **kw: Any) -> float:
+    return sim_constant(opts, claim, name, inst, env=_s5_env(inst), **kw)
+
+
+def s5_ratios(
+    inst: Instance, opts: RunOptions, R: int, claim: Claim | None = None
+) -> tuple[np.ndarray, dict[str, Any]]:
     """R replications of the two-round sampler; returns e2 / bound(c=1) per run and run info."""
+    claim = claim or _s5_claim()
     ex = opts.extra
     alpha = float(ex.get("alpha", 0.5))
     n1 = int(ex.get("n1", 1000))
@@ -429,7 +443,7 @@ def s5_ratios(inst: Instance, opts: RunOptions, R: int) -> tuple[np.ndarray, dic
     variant = str(ex.get("variant", "mixture"))
     if variant not in VARIANTS:
         raise InvalidInput(f"variant must be one of {', '.join(VARIANTS)}, got variant={variant!r}")
-    delta = _const(opts, "S5", "delta", 0.05, inst.d)
+    delta = _s5_const(opts, claim, "delta", inst)
     if not 0 < delta < 1:
         raise InvalidInput(f"constants.S5.delta must be in (0, 1), got {delta!r}")
     d0 = design_weights(inst, np.zeros(inst.d))
@@ -452,39 +466,54 @@ def s5_ratios(inst: Instance, opts: RunOptions, R: int) -> tuple[np.ndarray, dic
     return ratios, info
 
 
+def _last_true(pred: Callable[[int], bool], n: int) -> int:
+    """The largest k in [0, n] with pred(k), for pred true on [0, k*] and false after; -1 if pred(0) fails."""
+    if not pred(0):
+        return -1
+    lo, hi = 0, n + 1  # pred(lo) holds; hi is past the end or pred(hi) fails
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if pred(mid) else (lo, mid)
+    return lo
+
+
 def tightest_c(ratios: np.ndarray, delta: float, level: float) -> tuple[float, float | None]:
     """(smallest c not rejected at ``level``, smallest c whose exact upper limit of the failure rate is
-    <= delta or None if R is too small for that). A run fails at c when its ratio exceeds c."""
+    <= delta or None if R is too small for that). A run fails at c when its ratio exceeds c.
+
+    Both decisions are monotone in the number k of failures, so each is found by bisection over k with
+    :func:`checks.stats.binomial_exceedance_verdict` itself (O(log R) tests). Over a family of N
+    instances pass the Bonferroni level ``level / N``: the family is rejected by Holm exactly when some
+    instance's p-value is below level / N (see :func:`_s5_aggregate`)."""
     R = len(ratios)
-    desc = np.sort(ratios)[::-1]
-    k_rej = 0
-    for k in range(R + 1):
-        if binomial_exceedance_verdict(k, R, delta, level).status == "consistent":
-            k_rej = k
-        else:
-            break
+    desc = np.sort(np.asarray(ratios, dtype=np.float64))[::-1]
+
+    def consistent(k: int) -> bool:
+        return binomial_exceedance_verdict(k, R, delta, level).status == "consistent"
+
+    def supported(k: int) -> bool:
+        return bool(binomial_exceedance_verdict(k, R, delta, level).details["supported"])
+
+    k_rej = _last_true(consistent, R)  # >= 0: no failure is never rejected
     c_tight = float(desc[k_rej]) if k_rej < R else 0.0
-    c_sup = None
-    for k in range(R + 1):
-        if binomial_exceedance_verdict(k, R, delta, level).details["supported"]:
-            c_sup = float(desc[k]) if k < R else 0.0
-        else:
-            break
+    k_sup = _last_true(supported, R)
+    c_sup = None if k_sup < 0 else (float(desc[k_sup]) if k_sup < R else 0.0)
     return c_tight, c_sup
 
 
 def check_s5(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
     r"""S5: P(max_z |<theta_2 - theta*, z>| > c * bound) <= delta, by R replications and the exact
-    one-sided binomial test (Clopper-Pearson) at RunOptions.level; tightest c reported."""
-    R = opts.replications if opts.replications is not None else (40 if opts.quick else 100)
-    if R < 1:
-        raise InvalidInput(f"replications must be >= 1, got replications={R}")
-    ratios, info = s5_ratios(inst, opts, R)
-    c = _const(opts, "S5", "c", 1, inst.d)
+    one-sided binomial test (Clopper-Pearson) at RunOptions.level; tightest c reported (over a family of
+    instances the aggregate corrects both for multiplicity)."""
+    R = replications(opts, 100, 40)
+    ratios, info = s5_ratios(inst, opts, R, claim)
+    c = _s5_const(opts, claim, "c", inst)
     k = int(np.sum(ratios > c))
     out = binomial_exceedance_verdict(k, R, info["delta"], opts.level)
     c_tight, c_sup = tightest_c(ratios, info["delta"], opts.level)
-    details = {**info, **out.to_dict(), "c": c, "tightest_c": c_tight, "supported_c": c_sup}
+    details = {**info, **out.to_dict(), "c": c, "tightest_c": c_tight, "supported_c": c_sup,
+               "ratios": sorted((float(x) for x in ratios), reverse=True)}
+    record_check(details, "binomial exceedance (Clopper-Pearson)", level=opts.level, replications=R)
     cex = None
     if out.status == "rejected":
         cex = _cex(inst, c=c, **{k_: info[k_] for k_ in ("alpha", "n1", "n2", "delta")})
@@ -492,6 +521,40 @@ def check_s5(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
         out.status, inst.name, constant=c_tight, p_value=out.p_value, margin=c - c_tight,
         counterexample=cex, details=details,
     )
+
+
+def _s5_aggregate(claim: Claim, results: list[InstanceResult], opts: RunOptions) -> Verdict:
+    """Holm over the instances (:func:`checks.stats.family_aggregate`), and the family's tightest c.
+
+    The family with constant c is rejected by Holm iff some instance's p-value is below level / N, so
+    the smallest c the family does not reject is the largest over instances of the tightest c at the
+    Bonferroni level level / N; likewise the supported c (every instance's exact upper limit of its
+    failure rate <= delta at confidence 1 - level / N: simultaneous by the union bound)."""
+    v = family_aggregate(claim, results, opts)
+    mult = v.details.get("multiplicity")
+    if not mult:
+        return v
+    n_fam = int(mult["family_size"])
+    lv = float(mult["level"]) / n_fam
+    tested = {row["instance"] for row in mult["per_instance"]}
+    tight, sup = [], []
+    for r in results:
+        if r.instance in tested and "ratios" in r.details:
+            t, u = tightest_c(np.asarray(r.details["ratios"], dtype=np.float64), float(r.details["delta"]), lv)
+            tight.append(t)
+            sup.append(u)
+    if not tight:
+        return v
+    fam_c = max(tight)
+    fam_sup = None if any(u is None for u in sup) else max(u for u in sup if u is not None)
+    v.tightest_constant = fam_c
+    v.details["tightest_c"] = {
+        "value": fam_c, "supported_c": fam_sup, "level": lv,
+        "statement": f"smallest c not rejected by the family (every instance's p >= {mult['level']:g}/{n_fam})",
+    }
+    sup_txt = "R too small" if fam_sup is None else f"{fam_sup:.3g}"
+    v.message += f"; tightest c over the family {fam_c:.3g} (supported c {sup_txt})"
+    return v
 
 
 def _s5_instances(opts: RunOptions) -> list[Instance]:
@@ -560,5 +623,7 @@ CLAIMS = [
         ),
         constants={"c": 1, "delta": 0.05},
         default_instances=_s5_instances,
+        aggregate=_s5_aggregate,
+        symbols=_S5_SYMBOLS,
     ),
 ]

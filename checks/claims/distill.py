@@ -14,9 +14,11 @@ E15  grad L_RD = 2 beta E_q[(beta <theta, z> - dr) z], Hess L_RD = 2 beta^2 Sigm
 E16  noiseless, realizable rewards: the least-squares distillation estimate from ``pairs`` (default d)
      pairs whose differences span R^d equals theta* exactly. Verified at dps = max(100, RunOptions.dps)
      and at 2 dps + 10: |theta_hat - theta*|_inf <= 2^(-prec + GUARD_BITS) max(1, |theta*|_inf) at both
-     (to the last digits, not a loose tolerance). Constants: ``pairs`` (an int, or "d"; with fewer than d
-     pairs theta* is not identified and the claim is refuted with a second exact minimizer),
-     ``misspec`` (0: realizable; > 0 breaks the hypothesis and is refuted).
+     (to the last digits, not a loose tolerance). Constants: ``pairs`` (an integer expression in d, K, m,
+     beta, default "d"; with fewer than d pairs theta* is not identified and the claim is refuted with a
+     second exact minimizer), ``misspec`` (0: realizable; > 0 breaks the hypothesis and is refuted). The
+     pairs are drawn to span (:func:`spanning_pairs`); an instance whose pair differences span fewer than
+     ``pairs`` dimensions fails the hypothesis and is skipped (never an abort of the run).
 
 S6   Gaussian noise, fixed design: with independent N(0, s^2) noise on *each* of the two reward labels
      r(x,y), r(x,y') of a pair, the observed difference carries N(0, 2 s^2) noise, and
@@ -24,8 +26,10 @@ S6   Gaussian noise, fixed design: with independent N(0, s^2) noise on *each* of
      is exactly chi^2_d for noise_factor = 2 (A = beta Z, e ~ N(0, 2 s^2 I): A (theta_hat - theta*) = P e,
      P the rank-d projection on range(A), e'Pe / (2 s^2) ~ chi^2_d). Tested by Kolmogorov-Smirnov
      against chi^2_d at RunOptions.level over ``replications`` noise draws (default 400; the design is
-     drawn once). Constants: ``noise_factor`` (2; 1, i.e. s^2 instead of 2 s^2, is rejected), ``s`` (0.5),
-     ``n`` (pairs in the design, default 4 d).
+     drawn once, to span R^d: :func:`s6_design`). Over N instances the verdict controls the family-wise
+     error at the level (Holm, :func:`checks.stats.family_aggregate`). Constants: ``noise_factor`` (2; 1,
+     i.e. s^2 instead of 2 s^2, is rejected), ``s`` (0.5), ``n`` (pairs in the design, default 4 d; an
+     expression in d, K, m, beta). n < d: the hypothesis fails and the instance is skipped.
 """
 
 from __future__ import annotations
@@ -39,12 +43,12 @@ from mpmath import mp, mpf
 
 from checks.crosscheck import IdentitySpec, crosscheck_instance, identity_aggregate
 from checks.registry import Claim, InstanceResult, RunOptions
-from checks.runner import default_aggregate
-from checks.stats import ks_chi2_verdict
+from checks.runner import record_check
+from checks.stats import family_aggregate, ks_chi2_verdict, replications, sim_constant, sim_int_constant
 from checks.verdict import Verdict
 from proofs_numeric import distill as dn
 from proofs_numeric import mp as pmp
-from proofs_numeric.errors import InvalidInput, MLENotFound, check_dps
+from proofs_numeric.errors import HypothesisFails, InvalidInput, MLENotFound, check_dps
 from proofs_numeric.generate import preset
 from proofs_numeric.instance import Instance
 from proofs_numeric.sampling import offline_q, rng_for, sample_pairs
@@ -76,14 +80,6 @@ def _num(opts: RunOptions, key: str, default: float, *, d: int | None = None) ->
     if not math.isfinite(val):
         raise InvalidInput(f"constant {key} must be finite, got {key}={raw!r}")
     return val
-
-
-def _int_const(opts: RunOptions, key: str, default: int, *, d: int | None = None) -> int:
-    raw = opts.constants.get(key, default)
-    val = _num(opts, key, default, d=d)
-    if val != int(val) or val < 1:
-        raise InvalidInput(f"constant {key} must be an integer >= 1, got {key}={raw!r}")
-    return int(val)
 
 
 def _q_ref_mp(inst: Instance, dps: int) -> list[list[list[Any]]]:
@@ -236,7 +232,9 @@ def spanning_pairs(
     Pairs are drawn with ``rng`` from q_{pi_ref} conditioned on y != y' (pairs with y = y' have z = 0 and
     are never informative), keeping each pair that raises the rank. If that fails (a sampler that almost
     never proposes some direction), the remaining pairs are completed by a deterministic scan over all
-    pairs (x, y, y') in order, so the selection always succeeds when the instance's z's span R^d.
+    pairs (x, y, y') in order, so the selection always succeeds when the instance's z's span R^d; when
+    they span fewer than k dimensions the hypothesis of E16/S6 fails there (HypothesisFails: the instance
+    is skipped, never an abort of the run).
     """
     q = offline_q(inst).copy()
     idx = np.arange(inst.K)
@@ -271,7 +269,9 @@ def spanning_pairs(
                     if not done and b != c:
                         done = consider(a, b, c)
     if not done:
-        raise InvalidInput(f"the pair differences of instance {inst.name} span fewer than k={k} dimensions")
+        raise HypothesisFails(
+            f"the pair differences of instance {inst.name} span fewer than k={k} dimensions (got {len(rows)})"
+        )
     arr = np.array(picked, dtype=np.int64).reshape(-1, 3)
     return arr[:, 0], arr[:, 1], arr[:, 2]
 
@@ -279,8 +279,8 @@ def spanning_pairs(
 def check_e16(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
     """E16: exact recovery of theta* from d spanning noiseless pairs (2^(-prec+GUARD_BITS), 2 precisions)."""
     dps = max(E16_MIN_DPS, check_dps(opts.dps))
-    k = _int_const(opts, "pairs", inst.d, d=inst.d)
-    misspec = _num(opts, "misspec", 0.0)
+    k = sim_int_constant(opts, claim, "pairs", inst, minimum=1)
+    misspec = sim_constant(opts, claim, "misspec", inst)
     x, y, yp = spanning_pairs(inst, k, rng_for(opts.seed, STREAM_E16))
     pairs = [[int(a), int(b), int(c)] for a, b, c in zip(x, y, yp)]
     details: dict[str, Any] = {"pairs": pairs, "n_pairs": k, "misspec": misspec, "guard_bits": GUARD_BITS}
@@ -322,23 +322,34 @@ def check_e16(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
 
 
 # ======================================================================= S6
+def s6_design(inst: Instance, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The fixed design of S6: n pairs (x, y, y') whose differences span R^d.
+
+    The chi^2_d law of S6 holds conditionally on the design, for any design that spans R^d and is
+    drawn independently of the noise; spanning is part of the claim's hypothesis (Z'Z invertible).
+    So the design is drawn to span: :func:`spanning_pairs` draws from q_{pi_ref} (y != y') keeping
+    the pairs that raise the rank until d of them span (completing by a deterministic scan when
+    q_{pi_ref} almost never proposes a direction), then n - d more pairs from q_{pi_ref}.
+    (Redrawing n pairs from q_{pi_ref} until they span can fail: 12 pairs on a two-response instance
+    with pi_ref down to 0.007 never spanned R^3 in 100 draws.) The hypothesis fails, and the instance
+    is skipped, when n < d or the instance's pair differences span fewer than d dimensions.
+    """
+    if n < inst.d:
+        raise HypothesisFails(f"n={n} pairs cannot span R^{inst.d} (S6 needs a design with Z'Z invertible)")
+    return spanning_pairs(inst, n, rng_for(seed, STREAM_S6_DESIGN))
+
+
 def s6_statistics(
     inst: Instance, *, n: int, s: float, replications: int, seed: int, noise_factor: float = 2.0
 ) -> np.ndarray:
     r"""T_j = (theta_hat_j - theta*)' (beta^2 Z'Z) (theta_hat_j - theta*) / (noise_factor s^2), j = 1..R.
 
-    One fixed design of ``n`` pairs from q_{pi_ref} (rng_for(seed, STREAM_S6_DESIGN), redrawn until the
-    differences span R^d); replication j draws the N(0, s^2) noise of both labels of every pair from
+    One fixed design of ``n`` pairs (:func:`s6_design`, from rng_for(seed, STREAM_S6_DESIGN));
+    replication j draws the N(0, s^2) noise of both labels of every pair from
     rng_for(seed, STREAM_S6_NOISE, j) and refits by least squares (float64).
     """
-    rng = rng_for(seed, STREAM_S6_DESIGN)
-    for _ in range(100):
-        x, y, yp = sample_pairs(inst, offline_q(inst), n, rng)
-        Z = inst.phi[x, y] - inst.phi[x, yp]
-        if np.linalg.matrix_rank(Z) == inst.d:
-            break
-    else:
-        raise InvalidInput(f"n={n} pairs from q_ref never spanned R^{inst.d}; use a larger n")
+    x, y, yp = s6_design(inst, n, seed)
+    Z = inst.phi[x, y] - inst.phi[x, yp]
     r = dn.RewardModel(0.0).table_fast(inst)
     G = inst.beta**2 * Z.T @ Z
     out = np.empty(replications)
@@ -351,21 +362,21 @@ def s6_statistics(
 
 def check_s6(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
     """S6: KS goodness of fit of the statistics to chi^2_d at RunOptions.level."""
-    nf = _num(opts, "noise_factor", 2.0)
-    s = _num(opts, "s", 0.5)
-    if nf <= 0 or s <= 0:
-        raise InvalidInput(f"constants noise_factor and s must be > 0, got noise_factor={nf}, s={s}")
-    n = _int_const(opts, "n", 4 * inst.d, d=inst.d)
-    reps = opts.replications or (200 if opts.quick else 400)
+    nf = sim_constant(opts, claim, "noise_factor", inst, positive=True)
+    s = sim_constant(opts, claim, "s", inst, positive=True)
+    n = sim_int_constant(opts, claim, "n", inst, minimum=1)
+    reps = replications(opts, 400, 200)
     T = s6_statistics(inst, n=n, s=s, replications=reps, seed=opts.seed, noise_factor=nf)
     out = ks_chi2_verdict(T, inst.d, opts.level)
     details = out.to_dict() | {
         "noise_factor": nf,
         "s": s,
         "n_pairs": n,
+        "design_rank": inst.d,
         "replications": reps,
         "noise_model": "N(0, s^2) on each reward label; difference N(0, 2 s^2)",
     }
+    record_check(details, "KS goodness of fit to chi^2_d", level=opts.level, replications=reps, method=out.test)
     cex = None
     if out.status == "rejected":
         cex = {
@@ -383,6 +394,7 @@ def check_s6(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
         out.status,
         inst.name,
         p_value=out.p_value,
+        margin=out.p_value - out.level,
         constant=factor_hat,
         counterexample=cex,
         details=details,
@@ -390,22 +402,9 @@ def check_s6(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
 
 
 def _s6_aggregate(claim: Claim, results: list[InstanceResult], opts: RunOptions) -> Verdict:
-    """Bonferroni over instances: rejected iff min_i p_i < level / k (k instances), so that a true claim
-    run on many instances is rejected with probability at most ``level``."""
-    v = default_aggregate(claim, results, opts)
-    pv = [r.p_value for r in results if r.p_value is not None]
-    if v.status in ("consistent", "rejected") and pv:
-        k = len(pv)
-        adj = opts.level / k
-        v.status = "rejected" if min(pv) < adj else "consistent"
-        v.details["bonferroni_level"] = adj
-        if v.status == "consistent":
-            v.counterexample = None
-        else:
-            worst = min((r for r in results if r.p_value is not None), key=lambda r: r.p_value or 0.0)
-            v.counterexample = worst.counterexample
-        v.message += f"; Bonferroni: min p = {min(pv):.3g} vs level/k = {adj:.3g} (k={k})"
-    return v
+    """Holm over the instances (:func:`checks.stats.family_aggregate`): a true claim run on many
+    instances is rejected with probability at most ``level``."""
+    return family_aggregate(claim, results, opts)
 
 
 def _s6_instances(opts: RunOptions) -> list[Instance]:
@@ -443,6 +442,7 @@ CLAIMS = [
         hypotheses=("r(x,y) = beta <theta*, phi(x,y)> exactly (misspec = 0)", "the sampled z's span R^d"),
         constants={"pairs": "d", "misspec": 0},
         default_instances=_e16_instances,
+        symbols=("d", "K", "m", "beta"),
     ),
     Claim(
         id="S6",
@@ -454,11 +454,14 @@ CLAIMS = [
         hypotheses=(
             "realizable rewards; independent N(0, s^2) noise on r(x,y) and on r(x,y') of every pair, so the "
             "difference has variance 2 s^2",
-            "fixed design (pairs drawn once from q_{pi_ref}), least-squares estimate",
+            "fixed design of n >= d pairs spanning R^d, drawn once and independently of the noise (from "
+            "q_{pi_ref} with y != y', the first d pairs kept when they raise the rank), least-squares estimate; "
+            "an instance where n < d or the pairs cannot span is skipped",
         ),
         constants={"noise_factor": 2, "s": 0.5, "n": "4*d"},
         default_instances=_s6_instances,
         aggregate=_s6_aggregate,
+        symbols=("d", "K", "m", "beta"),
     ),
 ]
 
@@ -471,6 +474,7 @@ __all__ = [
     "e15_fd",
     "check_e16",
     "check_s6",
+    "s6_design",
     "s6_statistics",
     "spanning_pairs",
     "wrong_e15_theory",
