@@ -162,6 +162,10 @@ def _mid_normalized(A: arb_mat) -> tuple[np.ndarray, int]:
     outside the float64 range (Fisher weights e^{-beta |u|} at large beta) would otherwise be 0 or inf.
     """
     n, k = A.nrows(), A.ncols()
+    plain = mid_matrix(A)
+    big = float(np.max(np.abs(plain))) if plain.size else 0.0
+    if np.all(np.isfinite(plain)) and 1e-200 < big < 1e200:  # in range: scaling would change nothing
+        return plain, 0
     top = None
     for i in range(n):
         for j in range(k):

@@ -589,10 +589,11 @@ def arb_fisher_congruent(inst: Instance, log_probs: Sequence[list[list[arb]]], a
 
 
 def _loose(g: GenEig, prec: int) -> bool:
-    """A bracket that is infinite or wider than 2^(-prec/2) relative (a conditioning problem)."""
+    """A bracket that is infinite or wider than 2^(-prec/4) relative: a conditioning problem (a float64
+    eigenvector on a well-conditioned pencil gives about 2^-100 at 53+ bits)."""
     if not (g.hi.is_finite() and g.lo.is_finite()) or not g.lo > 0:
         return True
-    return bool((g.hi - g.lo) > g.lo * arb(2) ** (-(prec // 2)))
+    return bool((g.hi - g.lo) > g.lo * arb(2) ** (-(prec // 4)))
 
 
 def fisher_gen_eig(
@@ -604,14 +605,16 @@ def fisher_gen_eig(
     plain: tuple[arb_mat, arb_mat] | None = None,
     Pc: list[arb_mat] | None = None,
     vector: Sequence[Any] | None = None,
+    cap: arb | None = None,
 ) -> tuple[GenEig, str]:
     r"""Certified bracket of C_I = \lambda_{max}(I_{q_{\pi^*}}(t), I_{q_\pi}(t)) and the method that gave it.
 
     First the plain pencil (Laplacian form E17, or ``plain`` if given); when its bracket is infinite or
-    wider than 2^{-prec/2} relative (weights spanning many orders of magnitude: large beta, far t),
+    wider than 2^{-prec/4} relative (weights spanning many orders of magnitude: large beta, far t),
     the congruent pencil of :func:`arb_fisher_congruent` too; the two certified brackets are
     intersected, and hi is capped by the pair-ratio bound :func:`arb_pair_ratio_max`. Runs at ``prec``.
-    ``vector``: an estimate of the top generalized eigenvector for the plain pencil (see gen_eig_max).
+    ``vector``: an estimate of the top generalized eigenvector for the plain pencil (see gen_eig_max);
+    ``cap``: the pair-ratio bound if the caller has it.
     """
     with arb_prec(prec):
         if plain is None:
@@ -629,7 +632,8 @@ def fisher_gen_eig(
             hi = g2.hi if (not g.hi.is_finite() or g2.hi <= g.hi) else g.hi
             g = GenEig(lo, hi, g.b_pd or g2.b_pd, g2.estimate if math.isfinite(g2.estimate) else g.estimate, g.vector)
             how = "congruent pencil (greedy pair basis, log-scaled weights)"
-        cap = arb_pair_ratio_max(lp_star, lp, inst).upper()
+        if cap is None:
+            cap = arb_pair_ratio_max(lp_star, lp, inst).upper()
         if not g.hi.is_finite() or cap < g.hi:
             g = GenEig(g.lo, cap, g.b_pd, g.estimate, g.vector)
             how += "; hi from the pair-ratio bound"
@@ -648,7 +652,7 @@ def fisher_trace_ratio(
     r"""Enclosure of tr(I_{q_\pi}(t)^{-1} I_{q_{\pi^*}}(t)) (I6) and the method, or (None, reason).
 
     The plain solve first; when it cannot certify the matrix invertible (or its ball is wider than
-    2^{-prec/2} relative), the solve of the congruent pencil (:func:`arb_fisher_congruent`, same trace).
+    2^{-prec/4} relative), the solve of the congruent pencil (:func:`arb_fisher_congruent`, same trace).
     """
     with arb_prec(prec):
         if plain is None:
@@ -658,7 +662,7 @@ def fisher_trace_ratio(
         else:
             Is, I_ = plain
         tr = arb_trace_ratio(Is, I_)
-        if tr is not None and tr.is_finite() and tr.rad() <= abs(tr.mid()) * arb(2) ** (-(prec // 2)):
+        if tr is not None and tr.is_finite() and tr.rad() <= abs(tr.mid()) * arb(2) ** (-(prec // 4)):
             return tr, "plain solve"
         A2, B2 = arb_fisher_congruent(inst, [lp_star, lp], at)
         if pd_report(B2, prec).status != "pd":
@@ -721,7 +725,7 @@ def coverage_arb(
         if not keep_matrices:
             mats = {}
         cap = arb_pair_ratio_max(lps, lp, inst).upper()
-        c_i, _how = fisher_gen_eig(inst, lps, lp, t, prec, plain=(Is, I_))
+        c_i, _how = fisher_gen_eig(inst, lps, lp, t, prec, plain=(Is, I_), cap=cap)
         return ArbCoverage(
             prec=prec,
             C_inf=lr.exp(),

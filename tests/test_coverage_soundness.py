@@ -418,3 +418,43 @@ def test_sigma_prime_bounds_are_proved_and_a_wrong_form_is_not() -> None:
     u = sp.Symbol("u", real=True)
     sp_u = sp.exp(u) / (1 + sp.exp(u)) ** 2
     assert not _zero(sp_u - (1 - sp.tanh(u) ** 2) / 4)  # tanh(u) for tanh(u/2): not an identity
+
+
+@pytest.mark.parametrize(
+    ("cid", "constants", "insts"),
+    [
+        ("I1", {"upper": "1/5"}, None),
+        ("I2", {"exponent": "1"}, "poor"),
+        ("I3", {"lipschitz": "1/2"}, None),
+        ("I4", {"rate": "1/2"}, None),
+        ("I5", {"quantity": "C_Sigma"}, None),
+        ("I6", {"factor": "1/2"}, None),
+        ("E13", {"bound": "1/2"}, None),
+        ("E14", {"factor": "1"}, None),
+    ],
+)
+def test_every_coverage_counterexample_replays_exactly_its_point(cid: str, constants: dict[str, str], insts: Any) -> None:
+    from checks.commands.replay import split_counterexample
+
+    given = [generate("poor_coverage", 40, m=2, K=3, d=2)] if insts == "poor" else None
+    v = _run(cid, given, constants=constants)
+    assert v.status == "refuted" and v.counterexample is not None
+    inst_d, params = split_counterexample(v.counterexample)
+    inst = Instance.from_dict(inst_d)
+    again = _run(cid, [inst], constants=constants, extra={"replay": params})
+    assert again.status == "refuted", (cid, again.message)
+    assert again.details["points"] < v.details["points"]  # the recorded point only
+    assert again.counterexample is not None
+    for key in ("theta", "sampler_theta", "theta_prime", "direction", "u", "policy_theta", "r", "s1", "s2"):
+        if key in params:
+            assert again.counterexample[key] == params[key], key
+
+
+def test_pairs_that_do_not_span_make_i6_skip_not_abort() -> None:
+    inst = preset("tiny")
+    broken = Instance.from_dict(inst.to_dict())
+    object.__setattr__(broken, "phi", np.zeros_like(broken.phi) + np.array([1.0, 0.0]) * np.arange(3)[None, :, None])
+    v = run_claim(all_claims()["I6"], [broken, inst], RunOptions(dps=30))
+    assert v.details["status_counts"].get("skipped") == 1, v.details["status_counts"]
+    assert "span only rank 1" in v.details["skipped"][0]["reason"]
+    assert v.status == "certified"

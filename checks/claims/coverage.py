@@ -85,9 +85,9 @@ def _env(inst: Instance) -> dict[str, Any]:
     return env
 
 
-def _value(c: Const, inst: Instance, *, positive: bool = False) -> arb:
+def _value(c: Const, inst: Instance, *, positive: bool = False, env: dict[str, Any] | None = None) -> arb:
     """The constant's Arb enclosure on ``inst`` at the current precision (finite; > 0 if asked)."""
-    v = c.arb(_env(inst))
+    v = c.arb(env if env is not None else _env(inst))
     if positive and not v > 0:
         raise InvalidInput(f"{c.key} must be > 0, got {c.key}={c.text!r}")
     return v
@@ -660,13 +660,16 @@ def _check_i4(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
 
     def run(tally: _Tally, prec: int) -> None:
         worst_rate = -math.inf
+        envs: dict[int, dict[str, Any]] = {}
         for r, th in points:
             p = prec + _r_bits(r)
             c = cov.coverage_arb(inst, th, p)
             with arb_prec(p):
-                Dz = cov.arb_D(inst)
+                if p not in envs:
+                    envs[p] = _env(inst)
+                Dz = envs[p]["D"]
                 rr = to_arb(r)
-                rate = _value(rate_c, inst)
+                rate = _value(rate_c, inst, env=envs[p])
                 b1 = (rate * Dz * rr).exp()
                 b2 = (2 * rate * Dz * rr).exp()
                 if _same_policy(inst, th):  # all constants exactly 1 <= e^{rate D r} iff rate >= 0
