@@ -512,12 +512,22 @@ def arb_pair_ratio_max(lp_star: list[list[arb]], lp: list[list[arb]], inst: Inst
     vals = []
     for x, (rs, r) in enumerate(zip(lp_star, lp)):
         diffs = [a - b for a, b in zip(rs, r)]
-        for y in range(len(diffs)):
-            for yp in range(y + 1, len(diffs)):
-                if inst is not None and np.array_equal(inst.phi[x, y], inst.phi[x, yp]):
-                    continue
-                vals.append(diffs[y] + diffs[yp])
-    return arb_max(vals).exp() if vals else arb(0)
+        K = len(diffs)
+        same = (
+            np.all(inst.phi[x][:, None, :] == inst.phi[x][None, :, :], axis=-1)
+            if inst is not None
+            else np.zeros((K, K), dtype=bool)
+        )
+        for y in range(K):
+            for yp in range(y + 1, K):
+                if not same[y, yp]:
+                    vals.append(diffs[y] + diffs[yp])
+    if not vals:
+        return arb(0)
+    out = vals[0]
+    for v in vals[1:]:
+        out = out.max(v)
+    return out.exp()
 
 
 def _fq(v: float) -> flint.fmpq:

@@ -11,14 +11,25 @@ radii, directions), encloses both sides in balls (:mod:`proofs_numeric.coverage`
 Claims that quantify over a continuum (I3 over pairs of parameters, I4 over a ball, I5 along rays)
 are certified *at the points the check evaluates*, and their verdict message says so.
 
-Constants are parameters (RunOptions.constants), so a user can state a wrong constant and get a
-certified counterexample:
+Equality cases are settled exactly, not left to a tolerance ("certified (exact)", counted in
+``details["certified_exact_points"]``): pi_theta = pi* decided in rationals (every constant is 1:
+I2, I4, I6), I6 with d = 1 (tr = C_I), I1's singular cases (theta = 0, |beta <theta, z>| = beta W D)
+by exact rationals and the SymPy facts :func:`theory.coverage.sigma_prime_bounds`. Points said to be
+in a ball are certified in it (:func:`proofs_numeric.coverage.point_in_ball`); ray points are balls
+theta* + s u (:func:`proofs_numeric.coverage.arb_ray_point`); C_I uses the congruent Fisher pencil
+when the plain one is ill-conditioned (large beta). Each instance records the sub-checks that ran
+(``details["checks"]``). With ``RunOptions.extra["replay"]`` (``prefcheck replay``) a check
+re-checks exactly the recorded point (theta, r, s, u, samplers) instead of its seeded points.
+
+Constants are parameters (RunOptions.constants), read exactly by :func:`checks.constants.constant`
+(``"1/3"`` is 1/3, ``"1e-400"`` is not 0; they may use d, K, m, beta, D) and compared as Arb balls
+or exact rationals, so a user can state a wrong constant and get a certified counterexample:
 
 - I1: ``upper`` (1/4), ``lower_factor`` (1):
   lower_factor beta^2 sigma'(beta W D) Sigma <= I <= upper beta^2 Sigma
 - I2: ``exponent`` (2): C_Sigma, C_I <= C_inf^exponent
 - I3: ``lipschitz`` (1): |log pi_theta' - log pi_theta| <= lipschitz D_x ||theta' - theta||
-- I4: ``rate`` (1), ``radii`` ([0.25, 1.0]): C_inf <= e^{rate D r}; C_Sigma, C_I <= e^{2 rate D r}
+- I4: ``rate`` (1), ``radii`` (["1/4", "1"], rationals): C_inf <= e^{rate D r}; C_Sigma, C_I <= e^{2 rate D r}
 - I5: ``quantity`` ("C_inf"; "C_Sigma" asks Q1 instead), ``s_max`` (2): s -> quantity non-decreasing
 - I6: ``factor`` (1): tr(I_q^{-1} I_{q*}) <= factor d C_I
 - E13: ``bound`` (1): |d/du log sigma'(u)| <= bound (strict when bound = 1)
