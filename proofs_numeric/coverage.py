@@ -644,10 +644,10 @@ def fisher_gen_eig(
             how = "congruent pencil (greedy pair basis, log-scaled weights)"
         if cap is None:
             cap = arb_pair_ratio_max(lp_star, lp, inst).upper()
-        if not g.hi.is_finite() or cap < g.hi:
-            g = GenEig(g.lo, cap, g.b_pd, g.estimate, g.vector)
+        capped = _capped(g, cap)
+        if capped is not g:
             how += "; hi from the pair-ratio bound"
-        return g, how
+        return capped, how
 
 
 def fisher_trace_ratio(
@@ -748,7 +748,13 @@ def coverage_arb(
 
 
 def _capped(g: GenEig, cap: arb) -> GenEig:
-    """The bracket with hi replaced by ``cap`` (a certified upper bound) when that is smaller."""
+    """The bracket with hi replaced by ``cap`` (a certified upper bound) when that is smaller.
+
+    A cap certified below the certified lower end is a contradiction (a wrong formula on one side):
+    it raises instead of returning an empty bracket.
+    """
+    if g.lo.is_finite() and cap < g.lo:
+        raise ArithmeticError(f"pair-ratio bound {cap.mid()} is below the certified lower end {g.lo.mid()}")
     if not g.hi.is_finite() or cap < g.hi:
         return GenEig(g.lo, cap, g.b_pd, g.estimate, g.vector)
     return g

@@ -458,3 +458,19 @@ def test_pairs_that_do_not_span_make_i6_skip_not_abort() -> None:
     assert v.details["status_counts"].get("skipped") == 1, v.details["status_counts"]
     assert "span only rank 1" in v.details["skipped"][0]["reason"]
     assert v.status == "certified"
+
+
+def test_pair_ratio_cap_bounds_every_pencil_and_a_wrong_cap_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    for inst in random_instances(6, 4, families=("generic", "poor_coverage", "near_collinear", "two_response")):
+        th = np.zeros(inst.d)
+        with arb_prec(PREC):
+            cap = cov.arb_pair_ratio_max(cov.arb_log_policy(inst, inst.theta_star.tolist()), cov.arb_log_policy(inst, th))
+        enc = cov.coverage_arb(inst, th, PREC)
+        with arb_prec(PREC):
+            for g in (enc.C_Sigma, enc.C_I, enc.C_dev):
+                assert cap.upper() >= g.lo and g.hi <= cap.upper()
+    # a wrong cap (pi*/pi of single responses, i.e. C_inf, instead of pairs) contradicts the certified lo
+    inst = generate("poor_coverage", 40, m=2, K=3, d=2)
+    monkeypatch.setattr(cov, "arb_pair_ratio_max", lambda lps, lp, inst=None: cov.arb_c_inf(lps, lp).sqrt())
+    v = _run("I2", [inst])
+    assert v.status == "error" and "below the certified lower end" in v.details["per_instance"][0]["error"]

@@ -213,6 +213,8 @@ class _Tally:
         self.points += 1
         if exact and outcome == "certified":
             self.exact += 1
+        if outcome == "certified" and margin is not None and margin < 0:
+            margin = 0.0  # proved >= 0; a negative float estimate (e.g. a Loewner eigenvalue) is rounding
         if margin is not None and math.isfinite(margin):
             self.margin = margin if self.margin is None else min(self.margin, margin)
         if constant is not None and math.isfinite(constant):
