@@ -44,10 +44,13 @@ Semantics of a custom inequality ``lhs <= rhs`` on one instance: both sides are
 enclosed in Arb balls (THEORY.md section 8: an enclosure, not a float compare);
 ``certified`` when the enclosure of rhs - lhs is certainly > 0, ``refuted`` when
 certainly < 0, ``inconclusive`` otherwise (equality cannot be certified). The
-mpmath values at ``dps`` are checked to lie in the enclosures (else ``error``).
-When a quantity has no enclosure, the step is sampled in mpmath at dps and 2 dps
-and reported as such (refuted only when both precisions agree). A chain reports
-the first step that fails.
+mpmath value of every quantity is checked to lie in its enclosure within a tolerance
+scaled by the quantity's condition number, re-run at 2 and 4 dps before a disagreement
+is an ``error`` (:func:`_consistent`). Every quantity has an enclosure; should one be
+missing, the step is sampled in mpmath at dps and 2 dps and reported as
+``inconclusive (sampled only)`` with the sampled values, never certified nor refuted.
+A chain reports the first step that fails. Replaying a counterexample
+(``RunOptions.extra["replay"]``) re-checks its recorded ``theta``.
 """
 
 from __future__ import annotations
@@ -407,19 +410,49 @@ def policy_theta(spec: Mapping[str, Any], inst: Instance, seed: int) -> list[flo
 
     ``ref``: 0 (pi = pi_ref); ``star``: theta*; ``ball``: theta* + r u with u a unit vector
     drawn from ``numpy.random.default_rng([seed, crc32(instance name)])`` (deterministic per
-    instance, independent of workers and batches).
+    instance, independent of workers and batches), as a float64 point *certified in Arb* to lie in
+    the ball ||theta - theta*|| <= r (:func:`proofs_numeric.coverage.point_in_ball`: the rounded point
+    is pulled inwards by a few ulps when it falls outside; its distance is r to about 1e-15 relative).
     """
     import numpy as np
+
+    from proofs_numeric.coverage import point_in_ball
 
     policy = spec["policy"]
     if policy == "ref":
         return [0.0] * inst.d
     if policy == "star":
         return inst.theta_star.tolist()
+    r = float(spec["params"]["r"])
     rng = np.random.default_rng([int(seed), zlib.crc32(inst.name.encode())])
     u = rng.standard_normal(inst.d)
     u = u / np.linalg.norm(u)
-    return (inst.theta_star + float(spec["params"]["r"]) * u).tolist()
+    return point_in_ball(inst.theta_star, inst.theta_star + r * u, r).tolist()
+
+
+def _replayed_theta(spec: Mapping[str, Any], inst: Instance, opts: RunOptions) -> list[float] | None:
+    """The sampling parameter recorded in a counterexample being replayed (``RunOptions.extra``), checked:
+    d finite numbers, and for policy "ball" certified in the ball of radius r (else InvalidInput)."""
+    import math
+
+    import numpy as np
+
+    from proofs_numeric.coverage import point_in_ball
+
+    rp = opts.extra.get("replay") if opts.extra else None
+    if not isinstance(rp, Mapping) or "theta" not in rp:
+        return None
+    raw = rp["theta"]
+    ok = isinstance(raw, (list, tuple)) and len(raw) == inst.d
+    ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in raw)
+    if not ok:
+        raise InvalidInput(f"replay.theta must be a list of d={inst.d} finite numbers, got theta={raw!r}"[:200])
+    th = np.asarray([float(v) for v in raw])
+    if spec["policy"] == "ball":
+        r = float(spec["params"]["r"])
+        if not np.array_equal(point_in_ball(inst.theta_star, th, r), th):
+            raise InvalidInput(f"replay.theta must lie in the ball ||theta - theta*|| <= r={r:g} (policy ball)")
+    return th.tolist()
 
 
 def _step_status(lhs_a: Any, rhs_a: Any) -> str:
@@ -431,61 +464,114 @@ def _step_status(lhs_a: Any, rhs_a: Any) -> str:
     return "inconclusive"
 
 
-def check_custom(spec: Mapping[str, Any], claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
-    r"""Check every step e_i <= e_{i+1} of a custom claim on one instance (see the module docstring)."""
+#: precision multipliers of the mpmath escalation before an mpmath-vs-Arb disagreement is an error
+ESCALATION = (1, 2, 4)
+
+
+def _consistent(
+    name: str, ev: QuantityEvaluator, enclosure: Any, spec: Mapping[str, Any], inst: Instance, theta: list[float]
+) -> tuple[bool | None, str]:
+    r"""Does the mpmath value of quantity ``name`` lie in its Arb enclosure, within its conditioning?
+
+    The rule (README, "What a verdict means"): the mpmath value v at dps digits is consistent with the
+    Arb ball a when |v - mid(a)| <= rad(a) + 10^{-(dps-5)} kappa max(|v|, 1), kappa the relative
+    condition number of the quantity (:meth:`checks.quantities.QuantityEvaluator.condition`). If not,
+    mpmath is re-run at 2 dps and 4 dps before the two are declared inconsistent. Returns (True, how),
+    (False, how) or (None, why not comparable: mpmath has no finite value even at 4 dps).
+    """
     from mpmath import mp, mpf
 
     from .quantities import _mpf_to_arb, arb_prec
 
+    how = ""
+    for k in ESCALATION:
+        dps = min(ev.dps * k, 10_000)
+        e = ev if k == 1 else QuantityEvaluator(inst, theta, dps, spec["params"])
+        v = e.value(name)
+        with mp.workdps(dps):
+            if not mp.isfinite(v):
+                how = f"mpmath value not finite at dps={dps}"
+                continue
+            kappa = e.condition(name)
+            if not mp.isfinite(kappa):
+                how = f"mpmath value at dps={dps} has no finite condition number"
+                continue
+            tol = mpf(10) ** (-(dps - 5)) * kappa * max(abs(v), mpf(1))
+        with arb_prec(ev.prec + 64):
+            gap = abs(_mpf_to_arb(v) - enclosure.mid())
+            ok = bool(gap <= enclosure.rad() + _mpf_to_arb(tol))
+        if ok:
+            return True, f"dps={dps}, condition {float(kappa):.3g}"
+        how = f"outside at dps={dps} (condition {float(kappa):.3g})"
+    if how.startswith("outside"):
+        return False, how
+    return None, how
+
+
+def check_custom(spec: Mapping[str, Any], claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
+    r"""Check every step e_i <= e_{i+1} of a custom claim on one instance (see the module docstring)."""
+    from mpmath import mp, mpf
+
+    from .quantities import arb_prec
+    from .runner import record_check
+
     exprs = _exprs(spec)
-    theta = policy_theta(spec, inst, opts.seed)
+    theta = _replayed_theta(spec, inst, opts) or policy_theta(spec, inst, opts.seed)
     params = dict(spec["params"])
     ev = QuantityEvaluator(inst, theta, opts.dps, params)
     used = sorted(set().union(*(e.symbols for e in exprs)) - set(params))
     values = {name: ev.value(name) for name in used}
     values.update({k: mpf(v) for k, v in params.items()})
-    encl: dict[str, Any] | None = {}
+    encl: dict[str, Any] = {}
+    missing = []
     for name in used:
         a = ev.enclosure(name)
         if a is None:
-            encl = None
-            break
-        assert encl is not None
-        encl[name] = a
+            missing.append(name)
+        else:
+            encl[name] = a
     mp_vals = [e.mp(values, opts.dps) for e in exprs]
-    tol = mpf(10) ** (-(opts.dps - 5))
     steps: list[dict[str, Any]] = []
     texts = step_texts(spec)
+    details: dict[str, Any] = {}
+    # the mpmath value of every quantity must lie in its enclosure (two independent evaluations agree)
+    for name in sorted(encl):
+        if not encl[name].is_finite():
+            continue
+        ok, how = _consistent(name, ev, encl[name], spec, inst, theta)
+        if ok is False:
+            return InstanceResult(
+                status="error",
+                instance=inst.name,
+                details={"error": f"mpmath value of {name} lies outside its Arb enclosure ({how})"},
+            )
+        record_check(
+            details,
+            f"mpmath value of {name} in its Arb enclosure" if ok else f"mpmath value of {name}: not comparable",
+            method="tolerance scaled by the condition number; mpmath re-run at 2 and 4 dps before an error",
+            digits=opts.dps,
+            result=how,
+        )
+    arb_vals = None
     with arb_prec(ev.prec):
-        arb_vals = None
-        if encl is not None:
+        if not missing:
             import flint
 
             encl.update({k: flint.arb(float(v)) for k, v in params.items()})
             arb_vals = [e.arb(encl) for e in exprs]
-            # the mpmath value must lie in the enclosure (two independent evaluations agree)
-            for e, v, a in zip(exprs, mp_vals, arb_vals):
-                if not mp.isfinite(v) or not a.is_finite():
-                    continue
-                with mp.workdps(opts.dps):
-                    scale = max(abs(v), mpf(1))
-                    gap = abs(_mpf_to_arb(v) - a.mid())
-                if not gap <= a.rad() + _mpf_to_arb(tol * scale):
-                    return InstanceResult(
-                        status="error",
-                        instance=inst.name,
-                        details={"error": f"mpmath value of {e.text} lies outside its Arb enclosure"},
-                    )
         for i in range(len(exprs) - 1):
             with mp.workdps(opts.dps):
                 lhs, rhs = mp_vals[i], mp_vals[i + 1]
-                margin = float(rhs - lhs)
-                ratio = float(lhs / rhs) if rhs > 0 else None
+                diff = rhs - lhs
+                margin = float(diff) if mp.isfinite(diff) else (float("inf") if diff > 0 else float("-inf"))
+                ratio = float(lhs / rhs) if (rhs > 0 and mp.isfinite(rhs)) else None
             if arb_vals is not None:
                 status = _step_status(arb_vals[i], arb_vals[i + 1])
                 how = "certified (Arb)"
+                record_check(details, f"step {i}: Arb enclosures of both sides", prec_bits=ev.prec, method="arb")
             else:
-                status, how = _sampled_status(spec, inst, theta, opts, i, float(margin), exprs)
+                status, how = _sampled_status(spec, inst, theta, opts, i, exprs, missing)
+                record_check(details, f"step {i}: sampled in mpmath only", digits=opts.dps, method="mpmath")
             steps.append(
                 {"step": i, "text": texts[i], "status": status, "margin": margin, "ratio": ratio, "how": how}
             )
@@ -511,17 +597,14 @@ def check_custom(spec: Mapping[str, Any], claim: Claim, inst: Instance, opts: Ru
                 "rhs": float(mp_vals[f["step"] + 1]),
             },
         }
+    details.update({"first_failing_step": failing[0]["step"] if failing else None, "how": steps[0]["how"], "steps": steps})
     return InstanceResult(
         status=status,
         instance=inst.name,
         margin=worst["margin"],
         constant=max(ratios) if ratios else None,
         counterexample=cex,
-        details={
-            "first_failing_step": failing[0]["step"] if failing else None,
-            "how": steps[0]["how"],
-            "steps": steps,
-        },
+        details=details,
     )
 
 
@@ -531,24 +614,24 @@ def _sampled_status(
     theta: list[float],
     opts: RunOptions,
     i: int,
-    margin: float,
     exprs: list[Expr],
+    missing: list[str],
 ) -> tuple[str, str]:
-    """No enclosure: compare at dps and 2 dps; refuted only when both are clearly negative."""
+    """No enclosure for some quantity: the step is evaluated in mpmath at dps and 2 dps and reported as
+    ``inconclusive (sampled only)`` with both values: a sample never certifies nor refutes."""
     from mpmath import mp, mpf
 
-    dps2 = min(2 * opts.dps, 10_000)
-    ev2 = QuantityEvaluator(inst, theta, dps2, spec["params"])
-    vals2 = {
-        n: ev2.value(n) for n in set().union(exprs[i].symbols, exprs[i + 1].symbols) - set(spec["params"])
-    }
-    vals2.update({k: mpf(v) for k, v in spec["params"].items()})
-    with mp.workdps(dps2):
-        m2 = exprs[i + 1].mp(vals2, dps2) - exprs[i].mp(vals2, dps2)
-        tol = mpf(10) ** (-(opts.dps - 5)) * (max(abs(m2), 1) if mp.isfinite(m2) else 1)
-        how = f"sampled in mpmath at dps={opts.dps} and {dps2} (no certified enclosure)"
-        if m2 < -tol and margin < 0:
-            return "refuted", how
+    out = []
+    for dps in (opts.dps, min(2 * opts.dps, 10_000)):
+        ev = QuantityEvaluator(inst, theta, dps, spec["params"])
+        vals = {n: ev.value(n) for n in set().union(exprs[i].symbols, exprs[i + 1].symbols) - set(spec["params"])}
+        vals.update({k: mpf(v) for k, v in spec["params"].items()})
+        with mp.workdps(dps):
+            m = exprs[i + 1].mp(vals, dps) - exprs[i].mp(vals, dps)
+            out.append(f"rhs - lhs = {mp.nstr(m, 12)} at dps={dps}")
+    how = (
+        f"inconclusive (sampled only): no certified enclosure of {', '.join(missing)}; " + "; ".join(out)
+    )
     return "inconclusive", how
 
 

@@ -30,7 +30,15 @@ Two independent evaluations of every quantity, both delegated to :mod:`proofs_nu
   E17). For the pencil quantities the ball is the bracket of
   :func:`proofs_numeric.certify.gen_eig_max` seeded with the mpmath eigenvector:
   ``[Rayleigh quotient, hi]`` with ``hi B - A`` certified positive definite by an Arb LDL^T
-  (every pivot certified > 0), so the bracket is as tight as the mpmath vector is accurate.
+  (every pivot certified > 0), so the bracket is as tight as the mpmath vector is accurate;
+  hi is capped by the pair-ratio bound (both matrices are sums of the same terms z z^T) and lo is
+  at least 0, so the bracket is always finite. C_I and tr_ratio fall back on the congruent Fisher
+  pencil (:func:`proofs_numeric.coverage.arb_fisher_congruent`) when the plain one is too
+  ill-conditioned (large beta). ``N_gen_bound`` at r = 0 is exactly +inf. Every quantity has an
+  enclosure; :meth:`QuantityEvaluator.enclosure` returns None only when even these fail.
+- :meth:`QuantityEvaluator.condition`: the relative condition number of each mpmath value (the
+  factor by which a relative perturbation of its inputs at the working precision can grow), which
+  scales the tolerance of the mpmath-vs-Arb consistency check of :mod:`checks.claimsfile`.
 
 ``flint.ctx.prec`` is only changed inside :func:`proofs_numeric.certify.arb_prec` (restored on
 exit), mpmath's precision only inside ``mp.workdps``.
@@ -47,7 +55,7 @@ from mpmath import mpf
 
 from proofs_numeric import coverage as cov
 from proofs_numeric import mp as pmp
-from proofs_numeric.certify import arb_prec, gen_eig_max, to_arb
+from proofs_numeric.certify import ARB_INF, arb_prec, gen_eig_max, to_arb
 from proofs_numeric.errors import InvalidInput, check_dps
 from proofs_numeric.instance import Instance
 
@@ -267,11 +275,23 @@ class QuantityEvaluator:
         return self._memo(self._arb, f"mats_{kind}", build)  # type: ignore[no-any-return]
 
     def _apencil(self, kind: str) -> Any:
-        """Certified bracket of the top generalized eigenvalue, seeded with the mpmath eigenvector."""
-        g = gen_eig_max(*self._amats(kind), self.prec, vector=self._eig(kind)[1])
-        if not (g.lo.is_finite() and g.hi.is_finite()):
+        """Certified bracket [lo, hi] of the top generalized eigenvalue as one ball, seeded with the mpmath
+        eigenvector; hi capped by the pair-ratio bound, lo at least 0 (both matrices PSD); C_I falls back on
+        the congruent pencil when the plain one is ill-conditioned."""
+        A, B = self._amats(kind)
+        vec = self._eig(kind)[1]
+        if kind == "I":
+            g, _how = cov.fisher_gen_eig(
+                self.inst, self._alp("star"), self._alp("pi"), self.inst.theta_star.tolist(), self.prec,
+                plain=(A, B), vector=vec,
+            )
+        else:
+            g = gen_eig_max(A, B, self.prec, vector=vec)
+            g = cov._capped(g, cov.arb_pair_ratio_max(self._alp("star"), self._alp("pi"), self.inst).upper())
+        lo = g.lo if (g.lo.is_finite() and g.lo >= 0) else arb(0)
+        if not g.hi.is_finite():
             return None
-        return g.as_arb()
+        return lo.union(g.hi)
 
     def _a_C_inf(self) -> Any:
         return cov.arb_c_inf(self._alp("star"), self._alp("pi"))
@@ -286,7 +306,11 @@ class QuantityEvaluator:
         return self._apencil("dev")
 
     def _a_tr_ratio(self) -> Any:
-        return cov.arb_trace_ratio(*self._amats("I"))
+        A, B = self._amats("I")
+        tr, _how = cov.fisher_trace_ratio(
+            self.inst, self._alp("star"), self._alp("pi"), self.inst.theta_star.tolist(), self.prec, plain=(A, B)
+        )
+        return tr if (tr is not None and tr.is_finite()) else None
 
     def _a_subopt(self) -> Any:
         return cov.arb_subopt(self.inst, self._alp("pi"), self._alp("star"))
@@ -305,9 +329,70 @@ class QuantityEvaluator:
 
     def _a_N_gen_bound(self) -> Any:
         D, r = self.enclosure("D"), self.enclosure("r")
-        if D is None or r is None or not r > 0:
+        if D is None or r is None:
+            return None
+        if r == 0:  # exactly 0 (theta = theta*): d e^0 / 0 = +inf, as in n_gen_bound_mp
+            return ARB_INF
+        if r.contains(0):
             return None
         return cov.arb_n_gen_bound(self.inst.d, D, r)
+
+    # ------------------------------------------------------ conditioning
+    def condition(self, name: str) -> Any:
+        r"""Relative condition number (an mpf >= 1, or inf) of the mpmath value of ``name``.
+
+        How much a relative perturbation eps of the inputs (the matrices, the log-policies) can change
+        the value, relative to it, to first order:
+
+        - pencils C_Sigma, C_I, C_dev with eigenpair (lambda, v):
+          ||v||^2 (||A||_F + |lambda| ||B||_F) / (|lambda| v'Bv) (symmetric-definite perturbation bound);
+        - tr_ratio = tr(B^{-1}A): ||B^{-1}||_F (||A||_F + ||B||_F ||B^{-1}A||_F) / |tr|;
+        - C_inf = exp(max log ratio): 1 + max |log pi* - log pi| (the exp amplifies absolute errors);
+        - subopt = sum of terms t: sum |t| / |sum t| (cancellation);
+        - N_gen_bound: 1 + 2 D r; everything else 1.
+        """
+        from mpmath import mp
+
+        self._check(name)
+        with mp.workdps(self.dps):
+            if name in ("C_Sigma", "C_I", "C_dev"):
+                kind = {"C_Sigma": "Sigma", "C_I": "I", "C_dev": "dev"}[name]
+                lam, v = self._eig(kind)
+                if v is None or not mp.isfinite(lam) or lam == 0:
+                    return mp.inf
+                A, B = (mp.matrix([[mpf(x) for x in row] for row in M]) for M in self._mats(kind))
+                vv = mp.matrix(v)
+                vbv = (vv.T * B * vv)[0, 0]
+                if not vbv > 0:
+                    return mp.inf
+                k = mp.fdot(v, v) * (mp.mnorm(A, "F") + abs(lam) * mp.mnorm(B, "F")) / (abs(lam) * vbv)
+                return max(mpf(1), k)
+            if name == "tr_ratio":
+                A, B = (mp.matrix([[mpf(x) for x in row] for row in M]) for M in self._mats("I"))
+                try:
+                    Bi = mp.inverse(B)
+                except ZeroDivisionError:
+                    return mp.inf
+                tr = self.value("tr_ratio")
+                if not mp.isfinite(tr) or tr == 0:
+                    return mp.inf
+                k = mp.mnorm(Bi, "F") * (mp.mnorm(A, "F") + mp.mnorm(B, "F") * mp.mnorm(Bi * A, "F")) / abs(tr)
+                return max(mpf(1), k)
+            if name == "C_inf":
+                lr = [abs(a - b) for rs, r in zip(self._lp("star"), self._lp("pi")) for a, b in zip(rs, r)]
+                return 1 + max(lr)
+            if name == "subopt":
+                star, pi = self._lp("star"), self._lp("pi")
+                terms = [
+                    mpf(float(self.inst.rho[x])) * mp.exp(a) * (a - b)
+                    for x in range(self.inst.m)
+                    for a, b in zip(pi[x], star[x])
+                ]
+                tot = abs(mp.fsum(terms))
+                return max(mpf(1), mp.fsum(abs(t) for t in terms) / tot) if tot > 0 else mp.inf
+            if name == "N_gen_bound":
+                return 1 + 2 * abs(self.value("D") * self.value("r"))
+            return mpf(1)
 
 
 def evaluate(

@@ -49,6 +49,7 @@ __all__ = [
     "GenEig", "gen_eig_max", "gen_eig_max_enclosure",
     "arb_leq", "arb_lt", "arb_max", "arb_min", "arb_contains_one_interval",
     "Tri", "ARB_INF", "quad_form", "sym_eig_enclosures", "GUARD_BITS",
+    "float_down", "float_up", "pow2",
 ]
 
 Tri = Literal["certified", "refuted", "inconclusive"]
@@ -147,6 +148,58 @@ def mid_matrix(A: arb_mat) -> np.ndarray:
     """Midpoints of an arb matrix as a float64 array (estimates only)."""
     n, k = A.nrows(), A.ncols()
     return np.array([[float(A[i, j].mid()) for j in range(k)] for i in range(n)], dtype=np.float64)
+
+
+def pow2(k: int) -> arb:
+    """2^k as an exact arb (any integer k: no float over- or underflow)."""
+    return arb((flint.fmpz(1), flint.fmpz(int(k))))
+
+
+def _mid_normalized(A: arb_mat) -> tuple[np.ndarray, int]:
+    """(midpoints of A times 2^-e as float64, e), with 2^e about the largest entry (e = 0 for a zero matrix).
+
+    For estimates that do not depend on a positive scale (eigenvectors, signs, ratios): entries far
+    outside the float64 range (Fisher weights e^{-beta |u|} at large beta) would otherwise be 0 or inf.
+    """
+    n, k = A.nrows(), A.ncols()
+    plain = mid_matrix(A)
+    big = float(np.max(np.abs(plain))) if plain.size else 0.0
+    if np.all(np.isfinite(plain)) and 1e-200 < big < 1e200:  # in range: scaling would change nothing
+        return plain, 0
+    top = None
+    for i in range(n):
+        for j in range(k):
+            m = A[i, j].mid()
+            if m != 0 and m.is_finite():
+                e = _exponent(m)
+                top = e if top is None else max(top, e)
+    if top is None:
+        return mid_matrix(A), 0
+    s = pow2(-top)
+    out = np.array([[float((A[i, j].mid() * s).mid()) for j in range(k)] for i in range(n)], dtype=np.float64)
+    return out, top
+
+
+def _exponent(x: arb) -> int:
+    """An integer e with 2^(e-1) <= |x| < 2^(e+1) (x exact, nonzero, finite)."""
+    man, exp = x.man_exp()
+    return int(exp) + int(abs(int(man))).bit_length()
+
+
+def float_down(x: arb) -> float:
+    """The largest double <= every point of the ball x (-inf if x is unbounded below): outward rounding."""
+    lo = x.lower()
+    if not lo.is_finite():
+        return math.inf if lo > 0 else -math.inf
+    f = float(lo.mid())
+    while not arb(f) <= lo:  # exact comparison of two exact points
+        f = float(np.nextafter(f, -np.inf))
+    return f
+
+
+def float_up(x: arb) -> float:
+    """The smallest double >= every point of the ball x (+inf if x is unbounded above): outward rounding."""
+    return -float_down(-x)
 
 
 # ---------------------------------------------------------------- scalars
@@ -267,7 +320,7 @@ class PDReport:
 
 def _min_eigvec(A: arb_mat) -> np.ndarray | None:
     try:
-        w, V = np.linalg.eigh(mid_matrix(A))
+        w, V = np.linalg.eigh(_mid_normalized(A)[0])
     except np.linalg.LinAlgError:  # pragma: no cover - eigh on a finite symmetric matrix converges
         return None
     if not np.all(np.isfinite(V)):
@@ -408,7 +461,8 @@ class GenEig:
 
 
 def _gen_estimate(A: arb_mat, B: arb_mat) -> tuple[float, np.ndarray] | None:
-    a, b = mid_matrix(A), mid_matrix(B)
+    # each side scaled by its own power of two: the eigenvector does not change, only the estimate of lambda
+    (a, ea), (b, eb) = _mid_normalized(A), _mid_normalized(B)
     a = (a + a.T) / 2
     b = (b + b.T) / 2
     try:
@@ -421,7 +475,11 @@ def _gen_estimate(A: arb_mat, B: arb_mat) -> tuple[float, np.ndarray] | None:
     v = Li.T @ V[:, k]
     if not np.all(np.isfinite(v)):
         return None
-    return float(w[k]), np.asarray(v)
+    try:
+        lam = math.ldexp(float(w[k]), ea - eb)
+    except OverflowError:
+        lam = math.copysign(math.inf, float(w[k]))
+    return lam, np.asarray(v)
 
 
 def gen_eig_max(A: MatLike, B: MatLike, prec: int, vector: Sequence[Any] | None = None) -> GenEig:
@@ -461,7 +519,7 @@ def gen_eig_max(A: MatLike, B: MatLike, prec: int, vector: Sequence[Any] | None 
             return GenEig(lo, ARB_INF, False, lam, vv)
         # refine the centre with the Rayleigh quotient (second-order accurate)
         centre = (num / den).mid() if den > 0 else arb(lam)
-        scale = arb(max(abs(float(centre)), 1e-300))
+        scale = abs(centre) if abs(centre) > arb(1e-300) else arb(1e-300)
         hi = ARB_INF
         k = prec - 4
         step = max(2, prec // 16)

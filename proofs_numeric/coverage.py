@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import flint
 import numpy as np
 from flint import arb, arb_mat
 from mpmath import mp, mpf
@@ -45,11 +46,14 @@ from .certify import (
     arb_max,
     arb_prec,
     bits_for_dps,
+    float_down,
+    float_up,
     gen_eig_max,
+    pd_report,
     to_arb,
 )
 from .design import theta_vector as _theta_vec
-from .errors import InvalidInput, check_dps
+from .errors import HypothesisFails, InvalidInput, check_dps
 from .instance import Instance
 
 __all__ = [
@@ -60,6 +64,8 @@ __all__ = [
     "arb_theta", "arb_log_policy", "arb_policy", "arb_log_ratio_max", "arb_c_inf",
     "arb_pair_cov", "arb_fisher_pair", "arb_expected_cov", "arb_D_x", "arb_D",
     "ArbCoverage", "coverage_arb", "n_gen_upper", "n_gen_lower", "NGen",
+    "point_in_ball", "arb_ray_point", "arb_pair_ratio_max", "arb_fisher_congruent",
+    "fisher_gen_eig", "fisher_trace_ratio",
 ]
 
 
@@ -449,6 +455,236 @@ def arb_D(inst: Instance) -> arb:
     return arb_max(arb_D_x(inst))
 
 
+# ------------------------------------------------------------ points
+def point_in_ball(center: Any, th: Any, r: Any, prec: int = 128) -> np.ndarray:
+    r"""A float64 point p with \|p - center\|_2 \le r *certified* in Arb, as close to ``th`` as found.
+
+    ``th`` itself when the certificate holds; otherwise ``th`` pulled towards ``center`` by the factors
+    1 - 2^-52, 1 - 2^-51, ..., 1/2 (each candidate certified again), and ``center`` itself (distance 0)
+    as the last resort, so the result always lies in the closed ball. ``r``: an int, float, Fraction,
+    mpf or arb (its lower end is used). A float point such as center + r u is rounded, and may lie
+    just outside the ball (e.g. center = [1, 1], r = 1e-15): such a point is never returned.
+    """
+    c = np.asarray(center, dtype=np.float64)
+    t = np.asarray(th, dtype=np.float64)
+    with arb_prec(max(int(prec), 64)):
+        rr = to_arb(r)
+        if not rr >= 0:
+            raise InvalidInput(f"r must be >= 0, got r={r!r}")
+        r_lo = rr.lower()
+        r2 = r_lo * r_lo
+
+        def inside(p: np.ndarray) -> bool:
+            sq = arb(0)
+            for a, b in zip(p.tolist(), c.tolist()):
+                sq += (arb(a) - arb(b)) ** 2
+            return bool(sq <= r2)
+
+        if inside(t):
+            return t
+        off = t - c
+        for k in range(52, 0, -1):
+            p = c + off * (1.0 - 2.0**-k)
+            if inside(p):
+                return p
+    return c.copy()
+
+
+def arb_ray_point(theta_star: Any, u: Any, s: Any) -> list[arb]:
+    r"""\theta^* + s u in ball arithmetic at the current precision (s: int, float, Fraction, mpf or arb).
+
+    The balls contain the exact point of the ray, so two points with s_1 < s_2 lie exactly on one ray
+    (a float64 theta* + s u would be rounded off it).
+    """
+    ss = to_arb(s)
+    return [to_arb(a) + ss * to_arb(b) for a, b in zip(list(theta_star), list(u), strict=True)]
+
+
+# ------------------------------------------------------------ pencils of pair sums
+def arb_pair_ratio_max(lp_star: list[list[arb]], lp: list[list[arb]], inst: Instance | None = None) -> arb:
+    r"""Enclosure of \max_{x, y \ne y'} \pi^*(y|x)\pi^*(y'|x) / (\pi(y|x)\pi(y'|x)).
+
+    An upper bound of C_Sigma, C_dev and C_I (at any parameter): both matrices of each pencil are
+    sums over the same pairs of the same PSD terms w z z^T, A = \sum_k a_k M_k, B = \sum_k b_k M_k, so
+    A \preceq (\max_k a_k / b_k) B. (It is the first step of the proof of I2.) With ``inst``, pairs with
+    identical features (z = 0, no term) are left out; the bound is 0 when no pair is left.
+    """
+    vals = []
+    for x, (rs, r) in enumerate(zip(lp_star, lp)):
+        diffs = [a - b for a, b in zip(rs, r)]
+        K = len(diffs)
+        same = (
+            np.all(inst.phi[x][:, None, :] == inst.phi[x][None, :, :], axis=-1)
+            if inst is not None
+            else np.zeros((K, K), dtype=bool)
+        )
+        for y in range(K):
+            for yp in range(y + 1, K):
+                if not same[y, yp]:
+                    vals.append(diffs[y] + diffs[yp])
+    if not vals:
+        return arb(0)
+    out = vals[0]
+    for v in vals[1:]:
+        out = out.max(v)
+    return out.exp()
+
+
+def _fq(v: float) -> flint.fmpq:
+    n, d = float(v).as_integer_ratio()
+    return flint.fmpq(n, d)
+
+
+def arb_fisher_congruent(inst: Instance, log_probs: Sequence[list[list[arb]]], at: Any) -> list[arb_mat]:
+    r"""M^T I_{q_k}(t) M for each policy k (given by its log-probabilities), one invertible M for all.
+
+    I_{q}(t) = \sum_{pairs} \gamma_k z_k z_k^T with \gamma_k = 2\beta^2\rho_x\pi(y)\pi(y')\sigma'(\beta\langle t, z_k\rangle)
+    (y < y'). Its weights span e^{-\beta |\langle t, z\rangle|}: at large beta (or a far parameter) the plain
+    sum loses the small terms at any working precision, and neither the pencil nor the solve can be
+    certified. Congruence fixes the scales: take the greedy basis of pairs by the weights of the last
+    policy (the denominator B), M = Z_B^{-1} diag(\gamma_B)^{-1/2} (Z_B in exact rationals). Then
+    B'' = I + \sum_{k \notin basis} (\ldots) \succeq I with entries
+    \gamma_k \alpha_{ka}\alpha_{kb} / \sqrt{\gamma_a\gamma_b} = O(\alpha^2) (a non-basis pair is spanned by
+    heavier basis pairs), each coefficient formed as one exp of a difference of logs.
+    Generalized eigenvalues and tr(B^{-1}A) are invariant under congruence.
+    """
+    t = arb_theta(inst, at, "at")
+    b = arb(inst.beta)
+    d = inst.d
+    pairs: list[tuple[int, int, int, list[flint.fmpq], arb]] = []
+    for x in range(inst.m):
+        sc = _scores(inst, t, x)
+        lr = (2 * b * b * arb(float(inst.rho[x]))).log()
+        for y in range(inst.K):
+            for yp in range(y + 1, inst.K):
+                zq = [_fq(inst.phi[x, y, j]) - _fq(inst.phi[x, yp, j]) for j in range(d)]
+                if all(v == 0 for v in zq):
+                    continue
+                au = abs(b * (sc[y] - sc[yp]))
+                logw = -au - 2 * (-au).exp().log1p()  # log sigma'(u), stable for any |u|
+                pairs.append((x, y, yp, zq, lr + logw))
+    ref = log_probs[-1]
+    lg_ref = [base + ref[x][y] + ref[x][yp] for x, y, yp, _, base in pairs]
+    order = sorted(range(len(pairs)), key=lambda k: -float(lg_ref[k].mid()))
+    basis: list[int] = []
+    for k in order:
+        rows = [pairs[i][3] for i in basis] + [pairs[k][3]]
+        if flint.fmpq_mat(len(rows), d, [v for row in rows for v in row]).rank() == len(rows):
+            basis.append(k)
+            if len(basis) == d:
+                break
+    if len(basis) < d:
+        raise HypothesisFails(f"the pair differences z span only rank {len(basis)} < d={d}: I_q(t) is singular")
+    ZbT = flint.fmpq_mat(d, d, [pairs[basis[i]][3][j] for j in range(d) for i in range(d)])
+    Zall = flint.fmpq_mat(d, len(pairs), [pairs[k][3][j] for j in range(d) for k in range(len(pairs))])
+    alpha = ZbT.solve(Zall)  # column k: coordinates of z_k in the basis, exact
+    half = [lg_ref[basis[a]] / 2 for a in range(d)]
+    out = []
+    for lps in log_probs:
+        M = [[arb(0)] * d for _ in range(d)]
+        for k, (x, y, yp, _, base) in enumerate(pairs):
+            nz = [a for a in range(d) if alpha[a, k] != 0]
+            if not nz:
+                continue
+            lg = base + lps[x][y] + lps[x][yp]
+            for i, a in enumerate(nz):
+                for bb in nz[i:]:
+                    c = (lg - half[a] - half[bb]).exp() * arb(alpha[a, k]) * arb(alpha[bb, k])
+                    M[a][bb] += c
+        for a in range(d):
+            for bb in range(a):
+                M[a][bb] = M[bb][a]
+        out.append(arb_mat(M))
+    return out
+
+
+def _loose(g: GenEig, prec: int) -> bool:
+    """A bracket that is infinite or wider than 2^(-prec/4) relative: a conditioning problem (a float64
+    eigenvector on a well-conditioned pencil gives about 2^-100 at 53+ bits)."""
+    if not (g.hi.is_finite() and g.lo.is_finite()) or not g.lo > 0:
+        return True
+    return bool((g.hi - g.lo) > g.lo * arb(2) ** (-(prec // 4)))
+
+
+def fisher_gen_eig(
+    inst: Instance,
+    lp_star: list[list[arb]],
+    lp: list[list[arb]],
+    at: Any,
+    prec: int,
+    plain: tuple[arb_mat, arb_mat] | None = None,
+    Pc: list[arb_mat] | None = None,
+    vector: Sequence[Any] | None = None,
+    cap: arb | None = None,
+) -> tuple[GenEig, str]:
+    r"""Certified bracket of C_I = \lambda_{max}(I_{q_{\pi^*}}(t), I_{q_\pi}(t)) and the method that gave it.
+
+    First the plain pencil (Laplacian form E17, or ``plain`` if given); when its bracket is infinite or
+    wider than 2^{-prec/4} relative (weights spanning many orders of magnitude: large beta, far t),
+    the congruent pencil of :func:`arb_fisher_congruent` too; the two certified brackets are
+    intersected, and hi is capped by the pair-ratio bound :func:`arb_pair_ratio_max`. Runs at ``prec``.
+    ``vector``: an estimate of the top generalized eigenvector for the plain pencil (see gen_eig_max);
+    ``cap``: the pair-ratio bound if the caller has it.
+    """
+    with arb_prec(prec):
+        if plain is None:
+            ps = [[v.exp() for v in row] for row in lp_star]
+            p = [[v.exp() for v in row] for row in lp]
+            Is, I_ = arb_fisher_pair(inst, [ps, p], at, Pc)
+        else:
+            Is, I_ = plain
+        g = gen_eig_max(Is, I_, prec, vector=vector)
+        how = "plain pencil (Laplacian form E17)"
+        if _loose(g, prec):
+            A2, B2 = arb_fisher_congruent(inst, [lp_star, lp], at)
+            g2 = gen_eig_max(A2, B2, prec)
+            lo = g.lo if (g.lo.is_finite() and g.lo >= g2.lo) else g2.lo
+            hi = g2.hi if (not g.hi.is_finite() or g2.hi <= g.hi) else g.hi
+            g = GenEig(lo, hi, g.b_pd or g2.b_pd, g2.estimate if math.isfinite(g2.estimate) else g.estimate, g.vector)
+            how = "congruent pencil (greedy pair basis, log-scaled weights)"
+        if cap is None:
+            cap = arb_pair_ratio_max(lp_star, lp, inst).upper()
+        capped = _capped(g, cap)
+        if capped is not g:
+            how += "; hi from the pair-ratio bound"
+        return capped, how
+
+
+def fisher_trace_ratio(
+    inst: Instance,
+    lp_star: list[list[arb]],
+    lp: list[list[arb]],
+    at: Any,
+    prec: int,
+    plain: tuple[arb_mat, arb_mat] | None = None,
+    Pc: list[arb_mat] | None = None,
+) -> tuple[arb | None, str]:
+    r"""Enclosure of tr(I_{q_\pi}(t)^{-1} I_{q_{\pi^*}}(t)) (I6) and the method, or (None, reason).
+
+    The plain solve first; when it cannot certify the matrix invertible (or its ball is wider than
+    2^{-prec/4} relative), the solve of the congruent pencil (:func:`arb_fisher_congruent`, same trace).
+    """
+    with arb_prec(prec):
+        if plain is None:
+            ps = [[v.exp() for v in row] for row in lp_star]
+            p = [[v.exp() for v in row] for row in lp]
+            Is, I_ = arb_fisher_pair(inst, [ps, p], at, Pc)
+        else:
+            Is, I_ = plain
+        tr = arb_trace_ratio(Is, I_)
+        if tr is not None and tr.is_finite() and tr.rad() <= abs(tr.mid()) * arb(2) ** (-(prec // 4)):
+            return tr, "plain solve"
+        A2, B2 = arb_fisher_congruent(inst, [lp_star, lp], at)
+        if pd_report(B2, prec).status != "pd":
+            return tr, "plain solve (the congruent pencil was not certified positive definite either)"
+        tr2 = arb_trace_ratio(A2, B2)
+        if tr2 is None:
+            return tr, "plain solve (the congruent solve failed)"
+        if tr is not None and tr.is_finite() and tr.rad() < tr2.rad():
+            return tr, "plain solve"
+        return tr2, "congruent pencil solve (greedy pair basis, log-scaled weights)"
+
+
 @dataclass
 class ArbCoverage:
     """Certified enclosures of the coverage constants of pi_theta for pi* (one instance, one theta).
@@ -466,23 +702,12 @@ class ArbCoverage:
     matrices: dict[str, arb_mat] = field(default_factory=dict, repr=False)
 
     def bracket(self, name: str) -> tuple[float, float]:
-        """(lo, hi) of one constant as floats rounded outward (reporting only)."""
-        if name == "C_inf":
-            return (_down(self.C_inf.lower()), _up(self.C_inf.upper()))
-        g: GenEig = getattr(self, name)
-        return (_down(g.lo), _up(g.hi))
-
-
-def _down(x: arb) -> float:
-    f = float(x.mid())
-    return float(np.nextafter(f, -np.inf)) if math.isfinite(f) else f
-
-
-def _up(x: arb) -> float:
-    if not x.is_finite():
-        return math.inf
-    f = float(x.mid())
-    return float(np.nextafter(f, np.inf))
+        """(lo, hi) of one constant as doubles rounded outward: lo <= the exact value <= hi, certified."""
+        with arb_prec(self.prec):
+            if name == "C_inf":
+                return (float_down(self.C_inf), float_up(self.C_inf))
+            g: GenEig = getattr(self, name)
+            return (float_down(g.lo), float_up(g.hi))
 
 
 def coverage_arb(
@@ -490,7 +715,10 @@ def coverage_arb(
 ) -> ArbCoverage:
     """Certified enclosures of C_inf, C_Sigma, C_I (Fisher at ``at``, default theta*) and C_dev for pi_theta.
 
-    ``prec`` in bits (see :func:`proofs_numeric.certify.bits_for_dps`).
+    ``prec`` in bits (see :func:`proofs_numeric.certify.bits_for_dps`). ``theta`` may be arb balls
+    (e.g. a ray point of :func:`arb_ray_point`): the enclosures then hold for every point of the balls.
+    The upper ends of the three pencils are capped by the pair-ratio bound :func:`arb_pair_ratio_max`;
+    C_I falls back on the congruent pencil when the plain one is ill-conditioned (:func:`fisher_gen_eig`).
     """
     with arb_prec(prec):
         Pc = _phi_centred(inst)
@@ -506,15 +734,30 @@ def coverage_arb(
         mats = {"Sigma_star": Ss, "Sigma": S, "I_star": Is, "I": I_, "ES_star": Es, "ES": E}
         if not keep_matrices:
             mats = {}
+        cap = arb_pair_ratio_max(lps, lp, inst).upper()
+        c_i, _how = fisher_gen_eig(inst, lps, lp, t, prec, plain=(Is, I_), cap=cap)
         return ArbCoverage(
             prec=prec,
             C_inf=lr.exp(),
             log_C_inf=lr,
-            C_Sigma=gen_eig_max(Ss, S, prec),
-            C_I=gen_eig_max(Is, I_, prec),
-            C_dev=gen_eig_max(Es, E, prec),
+            C_Sigma=_capped(gen_eig_max(Ss, S, prec), cap),
+            C_I=c_i,
+            C_dev=_capped(gen_eig_max(Es, E, prec), cap),
             matrices=mats,
         )
+
+
+def _capped(g: GenEig, cap: arb) -> GenEig:
+    """The bracket with hi replaced by ``cap`` (a certified upper bound) when that is smaller.
+
+    A cap certified below the certified lower end is a contradiction (a wrong formula on one side):
+    it raises instead of returning an empty bracket.
+    """
+    if g.lo.is_finite() and cap < g.lo:
+        raise ArithmeticError(f"pair-ratio bound {cap.mid()} is below the certified lower end {g.lo.mid()}")
+    if not g.hi.is_finite() or cap < g.hi:
+        return GenEig(g.lo, cap, g.b_pd, g.estimate, g.vector)
+    return g
 
 
 # ================================================================ N_gen(r)
@@ -549,8 +792,9 @@ def n_gen_lower(inst: Instance, r: float, prec: int, n_dirs: int = 64, seed: int
     r"""Search \sup_{\|\theta-\theta^*\|\le r} C_I(\pi^*;\pi_\theta;\theta^*) in float64; certify the best.
 
     Directions: +-e_j, +-z/\|z\| for every pair, and ``n_dirs`` Gaussian directions, at radii r/4, r/2, r
-    (C_I is typically largest on the sphere). The best float64 point is then enclosed in balls; the lower
-    end of its bracket is a certified lower bound of the supremum.
+    (C_I is typically largest on the sphere). The best float64 point, certified to lie in the ball
+    (:func:`point_in_ball`), is then enclosed in balls; the lower end of its bracket is a certified
+    lower bound of the supremum.
     """
     if not (isinstance(r, (int, float)) and math.isfinite(r) and r > 0):
         raise InvalidInput(f"r must be a finite number > 0, got r={r!r}")
@@ -570,16 +814,10 @@ def n_gen_lower(inst: Instance, r: float, prec: int, n_dirs: int = 64, seed: int
             count += 1
             if math.isfinite(val) and val > best:
                 best, best_th = val, th
+    # the certified point must lie in the ball: ||best_th - theta*|| <= r proved in Arb (else pulled inwards)
+    best_th = point_in_ball(inst.theta_star, best_th, float(r), prec)
+    cov = coverage_arb(inst, best_th, prec)
     with arb_prec(prec):
-        # the certified point must lie in the ball: ||best_th - theta*||^2 <= r^2 proved in balls, else shrink
-        for _ in range(60):
-            sq = arb(0)
-            for a, b in zip(best_th.tolist(), inst.theta_star.tolist()):
-                sq += (arb(a) - arb(b)) ** 2
-            if sq <= to_arb(float(r)) ** 2:
-                break
-            best_th = inst.theta_star + (best_th - inst.theta_star) * (1 - 2.0**-40)
-        cov = coverage_arb(inst, best_th, prec)
         rr = to_arb(float(r))
         lower = arb(d) * cov.C_I.lo / (rr * rr)
     upper = n_gen_upper(inst, r, prec)

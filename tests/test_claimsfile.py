@@ -243,13 +243,14 @@ def test_quantities_agree_with_the_float64_coverage_path() -> None:
                 assert float(ev.value(name)) == pytest.approx(ref[name], rel=1e-8), (inst.name, name)
 
 
-def test_without_an_enclosure_the_step_is_sampled_and_says_so() -> None:
-    # policy "star": theta = theta*, so r = dist = 0 and N_gen_bound = d e^0 / 0 = +inf has no finite ball
-    for lhs, rhs, status in (("N_gen_bound", "1", "refuted"), ("1", "N_gen_bound", "inconclusive")):
+def test_n_gen_bound_at_r_zero_is_enclosed_as_plus_infinity() -> None:
+    # policy "star": theta = theta*, so r = dist = 0 exactly and N_gen_bound = d e^0 / 0 = +inf: an exact
+    # Arb point (before: no enclosure, and a step was refuted from two mpmath samples)
+    for lhs, rhs, status in (("N_gen_bound", "1", "refuted"), ("1", "N_gen_bound", "certified")):
         spec = _spec(lhs, rhs, policy='"star"')
         v = run_claim(build_custom_claim(spec), [preset("tiny")], RunOptions(dps=30))
         assert v.status == status
-        assert "sampled in mpmath at dps=30 and 60 (no certified enclosure)" in v.message
+        assert "certified (Arb)" in v.message
 
 
 def test_list_quantities_names_every_quantity(capsys: pytest.CaptureFixture[str]) -> None:

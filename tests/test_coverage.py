@@ -189,7 +189,7 @@ def test_wrong_constants_are_refuted(cid: str, constants: dict) -> None:
 
 
 def test_bad_constants_raise() -> None:
-    with pytest.raises(InvalidInput, match="constants.exponent"):
+    with pytest.raises(InvalidInput, match="constants.I2.exponent"):
         run_claim(all_claims()["I2"], None, RunOptions(dps=30, constants={"exponent": "two"}))
     with pytest.raises(InvalidInput, match="constants.quantity"):
         run_claim(all_claims()["I5"], None, RunOptions(dps=30, constants={"quantity": "C_I"}))

@@ -275,3 +275,58 @@ def i5_sos_derivation(K: int, d: int) -> Derivation:
         closed=sp.Matrix([[sos]]),
         extra_args=tuple(u),
     )
+
+
+# ============================================================ sigma' bounds (I1 equality cases)
+@dataclass(frozen=True)
+class SigmaPrimeBounds:
+    """The exact facts about sigma' that settle I1's equality cases, each proved by SymPy simplification.
+
+    ``tanh_form``: sigma'(u) - (1 - tanh(u/2)^2)/4 simplifies to 0, so sigma'(u) <= 1/4 = sigma'(0);
+    ``even``: sigma'(-u) - sigma'(u) simplifies to 0;
+    ``derivative``: d/du (1 - tanh(u/2)^2)/4 + tanh(u/2)(1 - tanh(u/2)^2)/4 simplifies to 0, so sigma' is
+    non-increasing on u >= 0 (tanh(u/2) >= 0, 1 - tanh^2 > 0) and, being even, sigma'(u) >= sigma'(v)
+    whenever u^2 <= v^2;
+    ``log_derivative``: d/du log sigma'(u) - (1 - 2 sigma(u)) simplifies to 0 (E13).
+    """
+
+    tanh_form: bool
+    even: bool
+    derivative: bool
+    log_derivative: bool
+
+    @property
+    def holds(self) -> bool:
+        return self.tanh_form and self.even and self.derivative and self.log_derivative
+
+    def statement(self) -> str:
+        return (
+            "sigma'(u) = (1 - tanh(u/2)^2)/4 (SymPy, exact): sigma' <= 1/4 = sigma'(0), sigma' is even and "
+            "non-increasing in |u|, so sigma'(u) >= sigma'(v) when u^2 <= v^2"
+        )
+
+
+def _zero(e: sp.Expr) -> bool:
+    return bool(sp.simplify(sp.expand(e.rewrite(sp.exp))) == 0)
+
+
+@cache
+def sigma_prime_bounds() -> SigmaPrimeBounds:
+    r"""Prove \sigma'(u) = (1 - \tanh^2(u/2))/4, evenness, and \frac{d}{du}\sigma' = -\tanh(u/2)\,(1-\tanh^2(u/2))/4.
+
+    \sigma'(u) = e^u / (1 + e^u)^2 (the logistic density); every step is an exact simplification to 0.
+    """
+    u = sp.Symbol("u", real=True)
+    sp_u = sp.exp(u) / (1 + sp.exp(u)) ** 2
+    th = sp.tanh(u / 2)
+    form = (1 - th**2) / 4
+    sig = 1 / (1 + sp.exp(-u))
+    return SigmaPrimeBounds(
+        tanh_form=_zero(sp_u - form),
+        even=_zero(sp_u.subs(u, -u) - sp_u),
+        derivative=_zero(sp.diff(form, u) + th * (1 - th**2) / 4),
+        log_derivative=_zero(sp.diff(sp.log(sp_u), u) - (1 - 2 * sig)),
+    )
+
+
+__all__ += ["SigmaPrimeBounds", "sigma_prime_bounds"]

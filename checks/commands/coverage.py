@@ -9,7 +9,12 @@ and C_dev (linear class) of THEORY.md section 4, each three ways: float64, mpmat
 digits and a certified Arb enclosure [lo, hi] (python-flint balls; see proofs_numeric.coverage).
 It also prints C_inf^2 (the I2 bound) and, for the radius ``--r`` (default 0.5), the generalized
 coverage threshold N_gen(r): the I4 upper bound d e^{2 D r} / r^2 and a searched, certified lower
-bound of the supremum.
+bound of the supremum (at a point certified to lie in the ball).
+
+Rounding, as printed: the certified columns (lo, hi, the N_gen bounds) are rounded *outward*
+(lo down, hi up: first to a double, then to the printed decimal digits), so each printed bound is
+a true bound; the float64 and mpmath columns and the bound/lower ratio are estimates rounded to
+nearest.
 
 Exit 0 on success, 2 on bad input (validated before any output).
 """
@@ -25,7 +30,7 @@ from typing import Any
 from mpmath import mp
 
 from proofs_numeric import coverage as cov
-from proofs_numeric.certify import arb_prec, bits_for_dps
+from proofs_numeric.certify import arb_prec, bits_for_dps, float_down, float_up
 from proofs_numeric.errors import InvalidInput, check_dps
 
 from .common import add_instance_source, check_json_target, emit_json, load_instance, parse_vector
@@ -48,7 +53,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _fmt(x: float) -> str:
+    """An estimate, rounded to nearest (15 significant digits)."""
     return "inf" if math.isinf(x) else f"{x:.15g}"
+
+
+def _fmt_dir(x: float, up: bool, digits: int = 15) -> str:
+    """A bound printed with ``digits`` significant digits rounded outward (down for lo, up for hi)."""
+    if math.isinf(x) or math.isnan(x):
+        return str(x)
+    import decimal
+
+    ctx = decimal.Context(prec=digits, rounding=decimal.ROUND_CEILING if up else decimal.ROUND_FLOOR)
+    return format(ctx.plus(decimal.Decimal(x)).normalize(), "g") if x else "0"
 
 
 def compute(inst: Any, theta: list[float], at: list[float] | None, dps: int, r: float) -> dict[str, Any]:
@@ -79,7 +95,7 @@ def compute(inst: Any, theta: list[float], at: list[float] | None, dps: int, r: 
         )
     with arb_prec(prec):
         sq = arbv.C_inf * arbv.C_inf
-        lo2, hi2 = float(sq.lower().mid()), float(sq.upper().mid())
+        lo2, hi2 = float_down(sq), float_up(sq)
         rows.append(
             {
                 "name": "C_inf^2",
@@ -94,8 +110,8 @@ def compute(inst: Any, theta: list[float], at: list[float] | None, dps: int, r: 
     with arb_prec(prec):
         ngen = {
             "r": r,
-            "upper_I4": float(ng.upper.upper().mid()),
-            "lower_searched": float(ng.lower.lower().mid()),
+            "upper_I4": float_up(ng.upper),
+            "lower_searched": float_down(ng.lower),
             "lower_theta": ng.theta,
             "points_searched": ng.searched,
             "ratio": ng.ratio(),
@@ -109,7 +125,10 @@ def compute(inst: Any, theta: list[float], at: list[float] | None, dps: int, r: 
         "constants": rows,
         "N_gen": ngen,
         "timings_s": {"float64": t1 - t0, "mpmath": t2 - t1, "arb": t3 - t2},
-        "note": "lo/hi: certified enclosure (Arb balls), rounded outward to float64",
+        "note": (
+            "lo/hi and the N_gen bounds: certified (Arb balls), rounded outward to float64 (lo down, hi up); "
+            "float64, mpmath and N_gen ratio: estimates rounded to nearest"
+        ),
     }
 
 
@@ -134,8 +153,10 @@ def _print(out: dict[str, Any]) -> None:
     title = f"coverage of pi_theta (theta={out['theta']}) for pi* on {out['instance']} at {out['dps']} digits"
     ng = out["N_gen"]
     footer = (
-        f"N_gen(r={ng['r']:g}): certified lower {ng['lower_searched']:.6g} (searched, {ng['points_searched']} "
-        f"points) <= N_gen <= {ng['upper_I4']:.6g} (I4 bound d e^(2Dr)/r^2); bound/lower = {ng['ratio']:.3g}"
+        f"N_gen(r={ng['r']:g}): certified lower {_fmt_dir(ng['lower_searched'], False, 6)} (searched, "
+        f"{ng['points_searched']} points, at a point certified in the ball) <= N_gen <= "
+        f"{_fmt_dir(ng['upper_I4'], True, 6)} (I4 bound d e^(2Dr)/r^2); bound/lower ~ {ng['ratio']:.3g} (estimate)\n"
+        "certified lo/hi and N_gen bounds rounded outward; float64, mpmath and ratios rounded to nearest"
     )
     if sys.stdout.isatty():
         from rich.console import Console
@@ -145,7 +166,10 @@ def _print(out: dict[str, Any]) -> None:
         for col in ("constant", "float64", f"mpmath ({out['dps']} dps)", "certified lo", "certified hi"):
             table.add_column(col)
         for r in out["constants"]:
-            table.add_row(r["name"], _fmt(r["float64"]), r["mpmath"][:24], _fmt(r["lo"]), _fmt(r["hi"]))
+            table.add_row(
+                r["name"], _fmt(r["float64"]), _mp_short(r["mpmath"]), _fmt_dir(r["lo"], False),
+                _fmt_dir(r["hi"], True),
+            )
         con = Console()
         con.print(table)
         con.print(footer)
@@ -154,6 +178,13 @@ def _print(out: dict[str, Any]) -> None:
     print(f"{'constant':<9} {'float64':>22} {'mpmath':>26} {'certified lo':>22} {'certified hi':>22}")
     for r in out["constants"]:
         print(
-            f"{r['name']:<9} {_fmt(r['float64']):>22} {r['mpmath'][:26]:>26} {_fmt(r['lo']):>22} {_fmt(r['hi']):>22}"
+            f"{r['name']:<9} {_fmt(r['float64']):>22} {_mp_short(r['mpmath']):>26} "
+            f"{_fmt_dir(r['lo'], False):>22} {_fmt_dir(r['hi'], True):>22}"
         )
     print(footer)
+
+
+def _mp_short(text: str) -> str:
+    """The mpmath value to 20 significant digits, rounded to nearest (the JSON keeps every digit)."""
+    with mp.workdps(30):
+        return str(mp.nstr(mp.mpf(text), 20))

@@ -6,7 +6,10 @@ parameters). The claim is run again on that instance, with the same seed and con
 at the recorded precision and at twice it ("two precisions before trust"); inequality
 claims certify with interval (Arb) arithmetic in their checks, custom claims through
 :mod:`checks.claimsfile`. The recorded parameters are passed to the claim in
-``RunOptions.extra["replay"]``.
+``RunOptions.extra["replay"]`` and the claim re-checks exactly them (the recorded theta, r, s, u,
+sampler and Fisher parameters, not points re-derived from the seed), with the recorded constants
+(the file's ``constants``, else the counterexample's own ``constants`` texts); a constant the claim
+does not have is an input error.
 
 A plain instance file (TOML or JSON) can be replayed too with ``--claim ID``.
 
@@ -137,7 +140,14 @@ def replay(rec: dict[str, Any], dps: int | None = None) -> list[Verdict]:
     inst = Instance.from_dict(rec["instance"])
     base = int(dps if dps is not None else rec.get("dps") or 50)
     check_dps(base)
-    consts = spec_constants(rec.get("constants") or {}, claim)
+    recorded = rec.get("constants") or (rec.get("parameters") or {}).get("constants") or {}
+    if not isinstance(recorded, dict):
+        raise InvalidInput(f"constants must be an object of name = expression, got {type(recorded).__name__}")
+    for name in recorded:
+        if name not in claim.constants:
+            have = ", ".join(claim.constants) or "none"
+            raise InvalidInput(f"constants.{claim.id}.{name}: {claim.id} has no constant {name!r} (constants: {have})")
+    consts = spec_constants(recorded, claim)
     out = []
     for p in (base, min(2 * base, 10_000)):
         opts = RunOptions(
