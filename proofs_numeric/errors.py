@@ -39,6 +39,9 @@ class MLENotFound(PrefcheckError, ArithmeticError):
 
 
 MIN_HIGH_DPS = 20
+#: the largest precision any routine accepts (a run's second precision is 2 dps + 10: see
+#: proofs_numeric.limits.MAX_RUN_DPS for the largest --dps a run accepts)
+MAX_DPS = 10_000
 
 
 def check_dps(dps: int, *, what: str = "dps") -> int:
@@ -54,6 +57,6 @@ def check_dps(dps: int, *, what: str = "dps") -> int:
             f"{what} must be >= {MIN_HIGH_DPS} for a high-precision check "
             f"(below that rounding cannot be told from a wrong formula), got {what}={dps}"
         )
-    if dps > 10_000:
-        raise PrecisionError(f"{what} must be <= 10000, got {what}={dps}")
+    if dps > MAX_DPS:
+        raise PrecisionError(f"{what} must be <= {MAX_DPS}, got {what}={dps}")
     return dps

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,7 +168,14 @@ class Instance:
         }
 
     @classmethod
-    def from_dict(cls, data: Any) -> Instance:
+    def from_dict(cls, data: Any, *, check_limits: bool = True) -> Instance:
+        """An instance from a table (a parsed instance file, a counterexample's ``instance``).
+
+        With ``check_limits`` (the default: this is the path user data takes) the sizes m, K, d and
+        m K^2 d and the magnitudes of beta, theta* and phi are checked against
+        :mod:`proofs_numeric.limits` *before* any array is built; the audit's workers pass False for
+        instances the parent process has already checked.
+        """
         if not isinstance(data, dict):
             raise InvalidInstance(f"instance must be a table/object, got {type(data).__name__}")
         required = ("rho", "phi", "pi_ref", "beta", "theta_star")
@@ -182,13 +188,25 @@ class Instance:
         meta = data.get("meta", {})
         if not isinstance(meta, dict):
             raise InvalidInstance(f"meta must be a table, got {_short(meta)}")
+        name = data.get("name", "instance")
+        if not isinstance(name, str):
+            raise InvalidInstance(f"name must be a string, got name={_short(name)}")
+        if len(name) > 200:
+            raise InvalidInstance(f"name must be at most 200 characters, got {len(name)}")
+        if check_limits:
+            from .errors import InvalidInput
+
+            try:
+                _check_input_limits(data)
+            except InvalidInput as exc:
+                raise InvalidInstance(str(exc)) from None
         return cls(
             rho=data["rho"],
             phi=data["phi"],
             pi_ref=data["pi_ref"],
             beta=data["beta"],
             theta_star=data["theta_star"],
-            name=data.get("name", "instance"),
+            name=name,
             meta=dict(meta),
         )
 
@@ -208,30 +226,74 @@ class Instance:
         return "\n".join(lines) + "\n"
 
     def save(self, path: str | Path) -> None:
-        """Write as TOML (``.toml``) or JSON (any other suffix), atomically."""
+        """Write as TOML (``.toml``) or JSON (any other suffix), atomically (:func:`safeio.write_file`)."""
+        from .safeio import write_file
+
         path = Path(path)
         text = self.to_toml() if path.suffix.lower() == ".toml" else self.to_json()
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        write_file(path, text, what="instance file")
 
     @classmethod
     def load(cls, path: str | Path) -> Instance:
-        """Read an instance from a TOML or JSON file."""
-        path = Path(path)
+        """Read an instance from a TOML (``.toml``) or JSON file.
+
+        The file must be a regular file within the size, nesting and number-length limits of
+        :mod:`proofs_numeric.limits` (checked before parsing); NaN and infinities are refused.
+        """
+        from .errors import InvalidInput
+        from .safeio import load_file
+
+        p = Path(path)
         try:
-            text = path.read_text()
-        except OSError as exc:
-            raise InvalidInstance(f"instance file {str(path)!r} cannot be read: {exc.strerror}") from None
-        is_toml = path.suffix.lower() == ".toml"
+            data = load_file(p, "instance file")
+        except InvalidInput as exc:
+            raise InvalidInstance(str(exc)) from None
         try:
-            data = tomllib.loads(text) if is_toml else json.loads(text)
-        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-            raise InvalidInstance(f"instance file {str(path)!r} is not valid {'TOML' if is_toml else 'JSON'}: {exc}") from None
-        return cls.from_dict(data)
+            return cls.from_dict(data)
+        except InvalidInstance as exc:
+            raise InvalidInstance(f"instance file {str(p)!r}: {exc}") from None
 
     def __repr__(self) -> str:
         return f"Instance(name={self.name!r}, m={self.m}, K={self.K}, d={self.d}, beta={self.beta!r})"
+
+
+def _shape(value: Any, depth: int) -> list[int]:
+    """The lengths along the first ``depth`` axes of nested lists (without building an array)."""
+    out = []
+    for _ in range(depth):
+        if not isinstance(value, (list, tuple)):
+            break
+        out.append(len(value))
+        if not value:
+            break
+        value = value[0]
+    return out
+
+
+def _check_input_limits(data: dict[str, Any]) -> None:
+    """Sizes and magnitudes of an instance table against :mod:`proofs_numeric.limits`."""
+    from . import limits
+
+    shape = _shape(data["phi"], 3)
+    if len(shape) == 3:
+        m, K, d = shape
+        limits.check_sizes(
+            m, K, d, labels=("phi.shape[0] (m)", "phi.shape[1] (K)", "phi.shape[2] (d)"), where="phi"
+        )
+    beta = data["beta"]
+    if isinstance(beta, (int, float)) and not isinstance(beta, bool):
+        try:
+            fbeta = float(beta)
+        except OverflowError:
+            fbeta = math.inf
+        if not math.isnan(fbeta) and fbeta > 0:  # nan and beta <= 0: the constructor names them
+            limits.check_beta("beta", fbeta)
+    for key in ("theta_star", "phi"):
+        try:
+            arr = np.asarray(data[key], dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            continue  # the constructor names the bad entry
+        limits.check_array_magnitude(key, arr)
 
 
 def _toml_float(v: float) -> str:
