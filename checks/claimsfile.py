@@ -55,19 +55,20 @@ A chain reports the first step that fails. Replaying a counterexample
 
 from __future__ import annotations
 
+import math
 import re
-import tomllib
 import zlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from proofs_numeric.errors import InvalidInput, check_dps
+from proofs_numeric import limits, safeio
+from proofs_numeric.errors import InvalidInput
 from proofs_numeric.generate import FAMILIES, PRESETS
 from proofs_numeric.instance import Instance
 
-from .exprparse import FUNCTIONS, Expr, parse
+from .exprparse import FUNCTIONS, Expr, non_ascii, parse
 from .quantities import QUANTITIES, QuantityEvaluator
 from .registry import Claim, InstanceResult, RunOptions
 from .verdict import FAILS, Verdict
@@ -81,7 +82,17 @@ _TOP = {"select", "run", "instances", "constants", "inequality", "chain"}
 _RUN = {"seed": int, "dps": int, "instances": int, "level": float, "replications": int}
 _INST_INT = {"count", "m", "K", "d"}
 _INST_FLOAT = {"beta", "theta_norm", "tilt", "eps"}
+#: largest run seed (numpy seeds; also what --seed accepts)
+MAX_SEED = 2**63 - 1
+#: largest replication count of a statistical claim
+MAX_REPLICATIONS = 10**7
 _CUSTOM_KEYS = {"id", "statement", "expect", "policy", "params", "reference"}
+#: most steps of one proof chain
+MAX_STEPS = 100
+#: longest statement / reference / step name accepted (characters)
+MAX_TEXT = 2000
+#: the sizes generate() uses when a claims file does not set them
+_DEFAULT_SIZES = {"m": 3, "K": 4, "d": 3}
 
 
 @dataclass
@@ -117,9 +128,28 @@ def _want(key: str, v: Any, kind: type | tuple[type, ...], what: str) -> Any:
 
 
 def _number(key: str, v: Any) -> float:
+    """A finite number within the magnitude limit (``key``: its full path in the file)."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise InvalidInput(f"{key} must be a number, got {_type_name(v)} {v!r}"[:200])
-    return float(v)
+    try:
+        fv = float(v)
+    except OverflowError:
+        fv = math.inf if v > 0 else -math.inf
+    return limits.check_magnitude(key, fv)
+
+
+def _text(key: str, v: Any) -> str:
+    """A string of at most MAX_TEXT characters."""
+    _want(key, v, str, "a string")
+    if len(v) > MAX_TEXT:
+        raise InvalidInput(f"{key} must be at most {MAX_TEXT} characters, got {len(v)}")
+    return str(v)
+
+
+def _ascii_name(key: str, v: str) -> None:
+    bad = non_ascii(key, v)
+    if bad is not None:
+        raise bad
 
 
 def claim_symbols(claim: Claim) -> set[str]:
@@ -155,10 +185,7 @@ def _default_symbols(text: str, name: str) -> frozenset[str]:
 def load(path: str | Path, registered: Mapping[str, Claim] | None = None) -> ClaimsFile:
     """Read and validate a claims file (see the module docstring)."""
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise InvalidInput(f"claims-file {str(p)!r} cannot be read: {exc.strerror}") from None
+    text = safeio.read_text(p, "claims-file")  # a regular file, within the size limit, UTF-8
     return parse_claims_file(text, registered, path=str(p))
 
 
@@ -170,10 +197,8 @@ def parse_claims_file(
         from .registry import all_claims
 
         registered = all_claims()
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InvalidInput(f"claims-file {path!r} is not valid TOML: {exc}") from None
+    # nesting and number length checked before parsing; inf / nan refused naming the key
+    data = safeio.loads_toml(text, f"claims-file {path!r}")
     for key in data:
         if key not in _TOP:
             raise InvalidInput(f"{key} is not a claims-file key (allowed: {', '.join(sorted(_TOP))})")
@@ -188,10 +213,14 @@ def parse_claims_file(
             _want(f"run.{key}", val, int, "an integer")
             if key in ("instances", "replications") and val < 1:
                 raise InvalidInput(f"run.{key} must be >= 1, got run.{key}={val}")
-            if key == "seed" and val < 0:
-                raise InvalidInput(f"run.seed must be >= 0, got run.seed={val}")
+            if key == "instances":
+                limits.check_count("run.instances", val)
+            if key == "replications" and val > MAX_REPLICATIONS:
+                raise InvalidInput(f"run.replications must be <= {MAX_REPLICATIONS}, got run.replications={val}")
+            if key == "seed" and not 0 <= val <= MAX_SEED:
+                raise InvalidInput(f"run.seed must be in [0, {MAX_SEED}], got run.seed={val}")
             if key == "dps":
-                check_dps(val, what="run.dps")
+                limits.check_run_dps(val, what="run.dps")
         else:
             val = _number(f"run.{key}", val)
             if not 0 < val < 1:
@@ -210,8 +239,15 @@ def parse_claims_file(
             where = f"{section}[{i}]"
             _want(where, entry, dict, "a table")
             spec = _parse_custom(section, where, entry, quantity_names)
-            if spec["id"] in registered or spec["id"] in cf.custom:
-                raise InvalidInput(f"{where}.id {spec['id']!r} is already a claim id; choose another")
+            # ids are compared without case: 'i2' beside the built-in 'I2' reads as the same claim
+            taken = {c.lower(): c for c in [*registered, *cf.custom]}
+            if spec["id"].lower() in taken:
+                other = taken[spec["id"].lower()]
+                raise InvalidInput(
+                    f"{where}.id {spec['id']!r} differs only in case from the claim id {other!r}; choose another"
+                    if other != spec["id"]
+                    else f"{where}.id {spec['id']!r} is already a claim id; choose another"
+                )
             cf.custom[spec["id"]] = spec
 
     known = list(registered) + list(cf.custom)
@@ -232,6 +268,7 @@ def parse_claims_file(
         out: dict[str, str] = {}
         for name, expr in table.items():
             key = f"constants.{cid}.{name}"
+            _ascii_name(key, name)
             if name not in claim.constants:
                 have = ", ".join(claim.constants) or "none"
                 raise InvalidInput(f"{key}: {cid} has no constant {name!r} (constants: {have})")
@@ -266,6 +303,8 @@ def _names(k: str, val: Any, what: str, allowed: Collection[str]) -> list[str]:
     _want(k, val, list, f"an array of {what} names")
     if not val:
         raise InvalidInput(f"{k} must name at least one {what}, got []")
+    if len(val) > limits.current().instances:
+        limits.check_count(k, len(val))
     for j, name in enumerate(val):
         if not isinstance(name, str) or name not in allowed:
             raise InvalidInput(f"{k}[{j}] must be one of {', '.join(allowed)}, got {name!r}")
@@ -298,10 +337,7 @@ def _parse_instances(tab: dict[str, Any]) -> dict[str, Any]:
                     or t[2] < 1
                 ):
                     raise InvalidInput(f"{k}[{j}] must be [m>=1, K>=2, d>=1] integers, got {t!r}")
-                if t[0] * t[1] * t[1] * t[2] > 200_000:
-                    raise InvalidInput(
-                        f"{k}[{j}] is too large for the high-precision checks (m K^2 d > 2e5), got {t!r}"
-                    )
+                limits.check_sizes(t[0], t[1], t[2], labels=(f"{k}[{j}][0]", f"{k}[{j}][1]", f"{k}[{j}][2]"), where=f"{k}[{j}]")
                 sizes.append(list(t))
             out[key] = sizes
         elif key in _INST_INT:
@@ -309,17 +345,31 @@ def _parse_instances(tab: dict[str, Any]) -> dict[str, Any]:
             lo = {"count": 1, "m": 1, "K": 2, "d": 1}[key]
             if val < lo:
                 raise InvalidInput(f"{k} must be >= {lo}, got {k}={val}")
+            if key == "count":
+                limits.check_count(k, val)
             out[key] = int(val)
         else:
             fv = _number(k, val)
             if not fv > 0:
                 raise InvalidInput(f"{k} must be > 0, got {k}={fv}")
+            if key == "beta":
+                limits.check_beta(k, fv)
             out[key] = fv
     if "presets" in out and (set(out) - {"presets"}):
         extra = sorted(set(out) - {"presets"})[0]
         raise InvalidInput(f"instances.{extra} cannot be combined with instances.presets")
     if "sizes" in out and (set(out) & {"m", "K", "d"}):
         raise InvalidInput("instances.sizes cannot be combined with instances.m/K/d")
+    if "presets" not in out and "sizes" not in out:
+        # the sizes every drawn instance will have (generate's defaults for what is not set;
+        # two_response draws K = 2 and m = max(m, d))
+        m, K, d = (out.get(x, _DEFAULT_SIZES[x]) for x in ("m", "K", "d"))
+        fams = out.get("families", list(FAMILIES))
+        for fam in fams:
+            mm, KK = (max(m, d), 2) if fam == "two_response" else (m, K)
+            limits.check_sizes(
+                mm, KK, d, labels=("instances.m", "instances.K", "instances.d"), where=f"instances ({fam})"
+            )
     return out
 
 
@@ -334,13 +384,15 @@ def _parse_custom(
     if "id" not in entry:
         raise InvalidInput(f"{where}.id is missing (every {section} needs an id)")
     cid = _want(f"{where}.id", entry["id"], str, "a string")
-    if not _ID.match(cid):
+    _ascii_name(f"{where}.id", cid)
+    if not _ID.fullmatch(cid):
         raise InvalidInput(f"{where}.id must be a short name (letters, digits, _ . -), got {cid!r}")
     params: dict[str, float] = {}
     ptab = _want(f"{where}.params", entry.get("params", {}), dict, "a table of name = number")
     for name, val in ptab.items():
         pk = f"{where}.params.{name}"
-        if not _NAME.match(name):
+        _ascii_name(pk, name)
+        if not _NAME.fullmatch(name):
             raise InvalidInput(f"{pk}: parameter names must be identifiers, got {name!r}")
         if name in quantity_names and name != "r":
             raise InvalidInput(f"{pk}: {name!r} is a quantity name; choose another parameter name")
@@ -366,7 +418,7 @@ def _parse_custom(
     }
     for key in ("statement", "reference"):
         if key in entry:
-            spec[key] = _want(f"{where}.{key}", entry[key], str, "a string")
+            spec[key] = _text(f"{where}.{key}", entry[key])
     if section == "inequality":
         for key in ("lhs", "rhs"):
             if key not in entry:
@@ -379,6 +431,8 @@ def _parse_custom(
         steps = _want(f"{where}.steps", entry["steps"], list, "an array of expressions")
         if len(steps) < 2:
             raise InvalidInput(f"{where}.steps must have at least two expressions, got {len(steps)}")
+        if len(steps) > MAX_STEPS:
+            raise InvalidInput(f"{where}.steps must have at most {MAX_STEPS} expressions, got {len(steps)}")
         spec["steps"] = [parse(s, symbols, key=f"{where}.steps[{j}]").text for j, s in enumerate(steps)]
         if "names" in entry:
             nm = _want(f"{where}.names", entry["names"], list, "an array of step names")
@@ -386,9 +440,13 @@ def _parse_custom(
                 raise InvalidInput(
                     f"{where}.names must be {len(steps) - 1} strings (one per step), got {nm!r}"[:200]
                 )
-            spec["names"] = list(nm)
-    for s in spec["steps"]:  # constant powers too large for SymPy are refused now, not in a worker
-        parse(s, symbols).sympy()
+            spec["names"] = [_text(f"{where}.names[{j}]", n) for j, n in enumerate(nm)]
+    # constant powers too large for SymPy are refused now (naming the field), not in a worker
+    keys = [f"{where}.lhs", f"{where}.rhs"] if section == "inequality" else [
+        f"{where}.steps[{j}]" for j in range(len(spec["steps"]))
+    ]
+    for s, k in zip(spec["steps"], keys):
+        parse(s, symbols, key=k).sympy()
     return spec
 
 

@@ -4,14 +4,18 @@ User text is never given to ``eval``, ``exec`` or ``sympify``. It is parsed with
 :func:`ast.parse` in ``eval`` mode and every node is checked against an explicit
 allow-list:
 
-- numbers (int and float literals; a float literal keeps its decimal text, so ``0.1``
-  means the rational 1/10 in SymPy and the decimal 0.1 at the working precision),
+- numbers (decimal int and float literals; a float literal keeps its decimal text, so ``0.1``
+  means the rational 1/10 in SymPy and the decimal 0.1 at the working precision; hexadecimal,
+  octal, binary and complex literals are refused, and so are decimal exponents beyond
+  +-``MAX_POW_DIGITS``),
 - the symbol names the caller allows (the claim's own symbols, or the named quantities),
 - ``+ - * / **``, unary ``-`` and ``+``, parentheses,
 - calls of the named functions ``exp, log, sqrt, abs`` (one argument) and
   ``min, max`` (two or more arguments), without keyword arguments.
 
-Anything else (``__import__('os')``, attribute access, subscripts, lambdas,
+The text must be ASCII: Python folds lookalike letters (``ℂ_inf``, fullwidth ``Ｃ_inf``) into
+ASCII names (NFKC), so a non-ASCII character is refused naming the character and what it would
+read as. Anything else (``__import__('os')``, attribute access, subscripts, lambdas,
 comprehensions, strings, comparisons, calls of other names, ``^``) is refused with
 :class:`~proofs_numeric.errors.InvalidInput` naming the key and the construct.
 
@@ -35,6 +39,8 @@ from __future__ import annotations
 
 import ast
 import math
+import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -95,6 +101,27 @@ _DESCRIBE: dict[type[ast.AST], str] = {
 
 def _refuse(key: str, what: str, text: str) -> InvalidInput:
     return InvalidInput(f"{key}: {what} not allowed in an expression, got {key}={_short(text)}")
+
+
+def non_ascii(key: str, text: str) -> InvalidInput | None:
+    """The refusal of the first non-ASCII character of ``text`` (None if it is all ASCII).
+
+    Python folds identifiers with NFKC (``ℂ_inf`` and fullwidth ``Ｃ_inf`` both become ``C_inf``), so a
+    lookalike would silently name a quantity: it is refused, naming what it would read as.
+    """
+    for ch in text:
+        if ord(ch) > 127:
+            folded = unicodedata.normalize("NFKC", ch)
+            name = unicodedata.name(ch, "unnamed character")
+            reads = f"; it reads as {folded!r}" if folded != ch and folded.isascii() else ""
+            return InvalidInput(
+                f"{key}: non-ASCII character {ch!r} (U+{ord(ch):04X} {name}){reads}; only ASCII is "
+                f"allowed, got {key}={_short(text)}"
+            )
+    return None
+
+
+_EXPONENT = re.compile(r"[eE]([+-]?[0-9]+)$")
 
 
 def _short(text: str) -> str:
@@ -313,6 +340,9 @@ def parse(text: Any, symbols: Iterable[str], *, key: str = "expression") -> Expr
         raise InvalidInput(f"{key} must be at most {MAX_LENGTH} characters, got {len(text)}")
     if not text.strip():
         raise InvalidInput(f"{key} must be a non-empty expression, got {key}={text!r}")
+    bad = non_ascii(key, text)
+    if bad is not None:
+        raise bad
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
@@ -332,6 +362,17 @@ def parse(text: Any, symbols: Iterable[str], *, key: str = "expression") -> Expr
                 raise _refuse(key, what, text)
             seg = ast.get_source_segment(src, n) or repr(v)
             seg = seg.replace("_", "")
+            if isinstance(v, int) and seg[:2].lower() in ("0x", "0o", "0b"):
+                base = {"0x": "hexadecimal", "0o": "octal", "0b": "binary"}[seg[:2].lower()]
+                raise InvalidInput(
+                    f"{key}: {base} literal {seg[:20]!r} not allowed (write numbers in decimal), "
+                    f"got {key}={_short(text)}"
+                )
+            expo = _EXPONENT.search(seg)
+            if expo is not None and abs(int(expo.group(1)[:8])) > MAX_POW_DIGITS:
+                raise InvalidInput(
+                    f"{key}: the exponent of {seg[:30]!r} is beyond +-{MAX_POW_DIGITS}, got {key}={_short(text)}"
+                )
             if isinstance(v, float) and not math.isfinite(v):
                 raise InvalidInput(f"{key}: non-finite literal {seg} in {_short(text)}")
             if isinstance(v, int) and abs(v) > 10**100:
