@@ -1,7 +1,9 @@
 """Audit reports: report.json / .md / .html / .tex and the terminal summary table.
 
 Every file is written atomically (a temporary file in the same directory, then
-``os.replace``), so a reader never sees half a report. The summary table has one row
+``os.replace``; :mod:`proofs_numeric.safeio`), so a reader never sees half a report, and inside
+the ``--out`` folder never through a symbolic link (:class:`checks.outputs.OutDir`). JSON is
+strict: non-finite numbers are written as the strings "inf", "-inf", "nan". The summary table has one row
 per claim: claim, kind, status, instances, agreement digits, worst margin, the
 tightest constant found against the stated one, elapsed time and a link to the
 counterexample. On a terminal the table is a rich table and a rich progress bar
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -48,14 +49,12 @@ COLUMNS = (
 
 
 def atomic_write(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and rename (fsync'd)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Write ``text`` to ``path``: atomic replace of a regular file or a new path (temporary file,
+    fsync, rename; removed on every exit path), direct write to a device or FIFO
+    (:func:`proofs_numeric.safeio.write_file`)."""
+    from proofs_numeric.safeio import write_file
+
+    write_file(path, text, "output")
 
 
 def _fmt(x: Any, digits: int = 4) -> str:
@@ -138,7 +137,7 @@ def print_summary(
 
 # ------------------------------------------------------------ file formats
 def to_json(verdicts: Sequence[Verdict]) -> str:
-    return json.dumps([v.to_json() for v in verdicts], indent=2, sort_keys=False) + "\n"
+    return json.dumps([v.to_json() for v in verdicts], indent=2, sort_keys=False, allow_nan=False) + "\n"
 
 
 def to_markdown(verdicts: Sequence[Verdict], title: str = "prefcheck audit") -> str:
@@ -254,20 +253,21 @@ def to_latex(verdicts: Sequence[Verdict], caption: str = "prefcheck audit of the
     return "\n".join(lines) + "\n"
 
 
-def write_reports(out: str | Path, verdicts: Sequence[Verdict]) -> list[Path]:
-    """Write report.json/.md/.html/.tex into ``out`` (atomically); return their paths."""
-    out = Path(out)
-    paths = []
-    for name, text in (
+def write_reports(out: str | Path | Any, verdicts: Sequence[Verdict]) -> list[Path]:
+    """Write report.json/.md/.html/.tex into ``out`` (a folder path or an open
+    :class:`checks.outputs.OutDir`), atomically and never through a link; return their paths."""
+    from .outputs import OutDir
+
+    texts = (
         ("report.json", to_json(verdicts)),
         ("report.md", to_markdown(verdicts)),
         ("report.html", to_html(verdicts)),
         ("report.tex", to_latex(verdicts)),
-    ):
-        p = out / name
-        atomic_write(p, text)
-        paths.append(p)
-    return paths
+    )
+    if isinstance(out, OutDir):
+        return [out.write(name, text) for name, text in texts]
+    with OutDir(out) as od:
+        return [od.write(name, text) for name, text in texts]
 
 
 class Progress:

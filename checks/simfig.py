@@ -25,10 +25,16 @@ DPI = 110
 
 
 def save_png(fig: Any, path: str) -> str:
-    """Save ``fig`` as PNG at ``path`` (written to ``path + ".tmp.png"``, then renamed); return ``path``."""
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
-    os.replace(tmp, path)
+    """Save ``fig`` as PNG at ``path``, atomically (:func:`proofs_numeric.safeio.write_file`: a
+    temporary file created without following links, renamed over the target, removed on every exit
+    path); return ``path``."""
+    import io
+
+    from proofs_numeric.safeio import write_file
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    write_file(path, buf.getvalue(), what="plot")
     return path
 
 

@@ -238,7 +238,7 @@ def test_cli_coverage_json(tmp_path, capsys: pytest.CaptureFixture[str]) -> None
         ["coverage", "--preset", "tiny", "--theta", "1,2,3"],
         ["coverage", "--preset", "tiny", "--dps", "5"],
         ["coverage", "--preset", "tiny", "--r", "-1"],
-        ["coverage", "--preset", "tiny", "--json", "/nonexistent/dir/x.json"],
+        ["coverage", "--preset", "tiny", "--json", "/dev/null/dir/x.json"],
     ],
 )
 def test_cli_coverage_bad_input_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:

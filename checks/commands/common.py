@@ -5,16 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
+from proofs_numeric import limits
 from proofs_numeric.errors import InvalidInput
 from proofs_numeric.generate import PRESETS, preset
 from proofs_numeric.instance import Instance
 
-from ..report import atomic_write
+from .. import outputs
 from ..verdict import json_safe
 
 
@@ -33,7 +32,9 @@ def parse_vector(name: str, text: str, d: int) -> list[float]:
     except ValueError:
         raise InvalidInput(f"{name} must be {d} comma-separated numbers, got {name}={text!r}") from None
     if len(vals) != d or not all(math.isfinite(v) for v in vals):
-        raise InvalidInput(f"{name} must be {d} comma-separated finite numbers, got {name}={text!r}")
+        raise InvalidInput(f"{name} must be {d} comma-separated finite numbers, got {name}={text!r}"[:300])
+    for i, v in enumerate(vals):
+        limits.check_magnitude(f"{name}[{i}]", v)
     return vals
 
 
@@ -55,42 +56,24 @@ def load_instance(instance: str | None, preset_name: str | None) -> Instance:
 
 
 def check_json_target(path: str | None) -> None:
-    """Fail before any work if a --json PATH cannot be written."""
-    if path is None or path == "-":
-        return
-    target = Path(path)
-    parent = target.resolve().parent
-    if not parent.is_dir():
-        raise InvalidInput(f"json directory must exist, got json={path!r}")
-    if target.is_dir():
-        raise InvalidInput(f"json must be a file path, got a directory json={path!r}")
-    if not os.access(parent, os.W_OK):
-        raise InvalidInput(f"json directory must be writable, got json={path!r}")
+    """Fail before any work if a --json PATH cannot be written (missing parent folders are fine:
+    they are created when the file is written; see :func:`checks.outputs.check_json`)."""
+    outputs.check_json(path)
 
 
 def check_plot_dir(plot: str | None) -> Path | None:
-    """Fail before any work if --plot DIR is a file or cannot be created."""
-    if plot is None:
-        return None
-    d = Path(plot)
-    if d.exists() and not d.is_dir():
-        raise InvalidInput(f"plot must be a directory, got a file plot={plot!r}")
-    if not d.exists() and not d.resolve().parent.is_dir():
-        raise InvalidInput(f"plot directory's parent must exist, got plot={plot!r}")
-    return d
+    """Fail before any work if --plot DIR is not, and cannot be created as, a writable folder."""
+    return outputs.check_plot_dir(plot)
 
 
 def json_text(payload: Any, indent: int = 2) -> str:
-    """JSON of ``payload`` with numpy / mpmath values and non-finite floats made JSON-safe."""
-    return json.dumps(json_safe(payload), indent=indent) + "\n"
+    """Strict JSON of ``payload``: numpy / mpmath values converted, non-finite floats as strings."""
+    return json.dumps(json_safe(payload), indent=indent, allow_nan=False) + "\n"
 
 
 def emit_json(path: str | None, payload: Any, indent: int = 2) -> None:
-    """Print JSON to stdout ('-') or write it atomically (tmp + fsync + rename)."""
+    """Print JSON to stdout ('-') or write it: atomically to a regular file or a new path (its
+    parent folders created), directly to a device or FIFO."""
     if path is None:
         return
-    text = json_text(payload, indent)
-    if path == "-":
-        sys.stdout.write(text)
-        return
-    atomic_write(path, text)
+    outputs.write_json_target(path, json_text(payload, indent))
