@@ -12,20 +12,27 @@ calling process (the single writer of the run directory), in completion order.
 
 - :class:`SerialExecutor`: in this process (``--workers 1``; also accepts claim objects
   that are not in the registry, e.g. test-only claims);
-- :class:`ProcessExecutor`: ``concurrent.futures.ProcessPoolExecutor`` with the
-  ``forkserver`` start method (workers start clean, whatever threads this process has);
+- :class:`ProcessExecutor`: ``concurrent.futures.ProcessPoolExecutor`` (``fork``, or
+  ``forkserver`` when this process runs threads). The workers are this process's children in its
+  process group (a terminal's Ctrl-C reaches them all; they ignore SIGINT and leave it to the
+  parent), they ask the kernel to kill them when their parent dies (``PR_SET_PDEATHSIG``: a
+  ``kill -9`` of the audit leaves no orphan), and ``close(abort=True)`` terminates them at once;
 - :class:`DaskExecutor`: ``dask.distributed`` at ``--scheduler tcp://HOST:PORT``
-  (about 1 ms of scheduler overhead per task: the audit sizes batches to about a second).
+  (about 1 ms of scheduler overhead per task: the audit sizes batches to about a second). The
+  address is checked with distributed's own parser (:func:`check_scheduler_address`) and the whole
+  connection, handshake included, is bounded by ``--connect-timeout``; every failure is one line.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
-from proofs_numeric.errors import InvalidInput
+from proofs_numeric.errors import InvalidInput, PrefcheckError
 from proofs_numeric.instance import Instance
 
 from .registry import Claim, InstanceResult, RunOptions
@@ -125,7 +132,8 @@ def make_instances(
     if kind == "presets":
         return [preset(source["names"][i]) for i in idx]
     if kind == "explicit":
-        return [Instance.from_dict(source["instances"][i]) for i in idx]
+        # checked against the limits when the plan was built (in the parent process)
+        return [Instance.from_dict(source["instances"][i], check_limits=False) for i in idx]
     if kind == "random":
         fams = list(source["families"])
         sizes = source.get("sizes")
@@ -165,8 +173,44 @@ def result_to_json(r: InstanceResult) -> dict[str, Any]:
     return out
 
 
+_NUMERIC_FIELDS = ("agreement_digits", "margin", "constant", "p_value")
+_NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
 def result_from_json(d: Mapping[str, Any]) -> InstanceResult:
-    return InstanceResult(**dict(d))
+    """The InstanceResult of its JSON form (the inverse of :func:`result_to_json`).
+
+    Raises ValueError (one line) on a malformed record: an unknown or missing field, a wrong type,
+    an unknown status. Non-finite numbers, which JSON carries as the strings "inf", "-inf" and
+    "nan", become floats again.
+    """
+    from .verdict import STATUSES
+
+    if not isinstance(d, Mapping):
+        raise ValueError(f"result must be an object, got {type(d).__name__}")
+    names = {f.name for f in fields(InstanceResult)}
+    extra = sorted(set(d) - names)
+    if extra:
+        raise ValueError(f"result has the unknown field {extra[0]!r}")
+    for req in ("status", "instance"):
+        if req not in d:
+            raise ValueError(f"result lacks the field {req!r}")
+    if d["status"] not in STATUSES:
+        raise ValueError(f"result status must be one of {', '.join(STATUSES)}, got {d['status']!r}")
+    if not isinstance(d["instance"], str):
+        raise ValueError(f"result instance must be a string, got {d['instance']!r}")
+    out = dict(d)
+    for key in _NUMERIC_FIELDS:
+        v = out.get(key)
+        if isinstance(v, str) and v in _NONFINITE:
+            out[key] = _NONFINITE[v]
+        elif v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise ValueError(f"result {key} must be a number or null, got {v!r}"[:120])
+    if out.get("counterexample") is not None and not isinstance(out["counterexample"], dict):
+        raise ValueError("result counterexample must be an object or null")
+    if not isinstance(out.get("details", {}), dict):
+        raise ValueError("result details must be an object")
+    return InstanceResult(**out)
 
 
 # --------------------------------------------------------------- the task
@@ -221,14 +265,15 @@ class Executor:
     def run(self, tasks: Iterable[Task], on_result: OnResult) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """Release the workers; ``abort``: the run is being stopped, end running tasks now."""
         return None
 
     def __enter__(self) -> Executor:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.close(abort=exc_type is not None)
 
 
 class SerialExecutor(Executor):
@@ -271,7 +316,10 @@ class ProcessExecutor(Executor):
             ctx = multiprocessing.get_context("forkserver")
             ctx.set_forkserver_preload(["checks.executors", *_claim_modules()])
         self.method = ctx.get_start_method()
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_warm_worker)
+        parent = os.getpid() if self.method == "fork" else 0
+        self.pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=_warm_worker, initargs=(parent,)
+        )
 
     def run(self, tasks: Iterable[Task], on_result: OnResult) -> None:
         from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -290,8 +338,23 @@ class ProcessExecutor(Executor):
                 for new in on_result(task, fut.result()):
                     submit(new)
 
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, abort: bool = False) -> None:
+        if not abort:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            return
+        # stopping (a signal, an error): do not wait for running tasks, end the workers now
+        procs = list((getattr(self.pool, "_processes", None) or {}).values())
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+        deadline = time.monotonic() + 3.0
+        for proc in procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
+                proc.join(1.0)
 
 
 class DaskExecutor(Executor):
@@ -300,15 +363,14 @@ class DaskExecutor(Executor):
     name = "dask"
 
     def __init__(self, address: str, timeout: float = 10.0):
+        check_scheduler_address(address)
+        self.address = address
+        self.client = _connect(address, timeout)
         try:
-            from dask.distributed import Client
-        except ImportError:  # pragma: no cover - dask is an optional extra
-            raise InvalidInput("scheduler needs dask.distributed (pip install 'prefcheck[dist]')") from None
-        try:
-            self.client = Client(address, timeout=timeout, set_as_default=False)
-        except (OSError, TimeoutError) as exc:
-            raise InvalidInput(f"scheduler {address!r} cannot be reached: {exc}".splitlines()[0]) from None
-        self.workers = max(1, len(self.client.scheduler_info().get("workers", {})))
+            self.workers = max(1, len(self.client.scheduler_info().get("workers", {})))
+        except Exception as exc:  # noqa: BLE001 - a scheduler that fails after the handshake
+            self.client.close()
+            raise InvalidInput(_one_line(f"scheduler {address!r} failed: {type(exc).__name__}: {exc}")) from None
 
     def run(self, tasks: Iterable[Task], on_result: OnResult) -> None:
         from dask.distributed import as_completed
@@ -316,17 +378,127 @@ class DaskExecutor(Executor):
         futures = {}
         for t in tasks:
             futures[self.client.submit(run_task, t, pure=False)] = t
+        self._futures = futures
         ac = as_completed(list(futures), loop=self.client.loop)
         for fut in ac:
             task = futures.pop(fut)
-            result = fut.result()
+            try:
+                result = fut.result()
+            except Exception as exc:  # noqa: BLE001 - a claim's own errors come back as results
+                # what reaches here is the cluster failing (a worker killed, the scheduler lost)
+                raise ClusterError(
+                    _one_line(
+                        f"scheduler {self.address!r}: the cluster failed during the run ({type(exc).__name__}: "
+                        f"{exc}); the journal keeps what finished: rerun with --resume"
+                    )
+                ) from None
             for new in on_result(task, result):
                 nf = self.client.submit(run_task, new, pure=False)
                 futures[nf] = new
                 ac.add(nf)
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        if abort:
+            pending = list(getattr(self, "_futures", {}))
+            if pending:
+                try:
+                    self.client.cancel(pending)
+                except Exception:  # noqa: BLE001 - best effort while stopping
+                    pass
         self.client.close()
+
+
+class ClusterError(PrefcheckError):
+    """The Dask cluster failed during a run (one line, exit 2; the journal allows --resume)."""
+
+
+def _one_line(text: str) -> str:
+    lines = str(text).strip().splitlines()
+    return (lines[0] if lines else str(text))[:300]
+
+
+#: address schemes a remote scheduler can have (inproc:// names a scheduler inside one process)
+SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
+
+
+def check_scheduler_address(address: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a scheduler address, checked with distributed's own parser."""
+    try:
+        from distributed.comm.addressing import parse_address, parse_host_port
+    except ImportError:  # pragma: no cover - dask is an optional extra
+        raise InvalidInput("scheduler needs dask.distributed (pip install 'prefcheck[dist]')") from None
+    if not isinstance(address, str) or not address or len(address) > 300 or not address.isascii():
+        raise InvalidInput(f"scheduler must be an address like tcp://HOST:PORT, got scheduler={address!r}"[:300])
+    try:
+        scheme, loc = parse_address(address, strict=True)
+        if scheme not in SCHEDULER_SCHEMES:
+            raise ValueError(f"the scheme {scheme}:// is not a network scheduler ({', '.join(SCHEDULER_SCHEMES)})")
+        host, port = parse_host_port(loc, default_port=8786)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(
+            _one_line(f"scheduler must be an address like tcp://HOST:PORT, got scheduler={address!r} ({exc})")
+        ) from None
+    if not host or not isinstance(port, int) or not 0 < port < 65536:
+        raise InvalidInput(f"scheduler must name a host and a port in 1..65535, got scheduler={address!r}")
+    return scheme, str(host), int(port)
+
+
+def _connect(address: str, timeout: float) -> Any:
+    """A dask Client of ``address``, the whole connection (handshake included) within ``timeout`` s.
+
+    distributed bounds the TCP connect by its ``timeout`` but not the handshake after it (a peer
+    that accepts and stays silent hangs the client forever). So the handshake is first tried with
+    an asynchronous client under ``asyncio.wait_for`` (cancelled cleanly on timeout, then closed),
+    and only a scheduler that answered gets the client the run uses, itself created in a helper
+    thread that is abandoned if it does not finish in time.
+    """
+    import asyncio
+    import threading
+
+    from dask.distributed import Client
+
+    async def probe() -> None:
+        client = Client(address, asynchronous=True, timeout=timeout, set_as_default=False)
+
+        async def started() -> Any:
+            return await client
+
+        try:
+            await asyncio.wait_for(started(), timeout)
+        finally:
+            try:
+                await asyncio.wait_for(client.close(), timeout)
+            except BaseException:  # noqa: BLE001 - closing a half-open client
+                pass
+
+    def refuse(exc: BaseException) -> InvalidInput:
+        if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+            return InvalidInput(
+                f"scheduler {address!r} cannot be reached: no Dask scheduler completed the handshake "
+                f"within --connect-timeout {timeout:g} s"
+            )
+        return InvalidInput(_one_line(f"scheduler {address!r} cannot be reached: {type(exc).__name__}: {exc}"))
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:  # noqa: BLE001 - any failure of a remote peer is one line
+        raise refuse(exc) from None
+    box: dict[str, Any] = {}
+
+    def attempt() -> None:
+        try:
+            box["client"] = Client(address, timeout=timeout, set_as_default=False)
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+            box["error"] = exc
+
+    th = threading.Thread(target=attempt, name="prefcheck-dask-connect", daemon=True)
+    th.start()
+    th.join(timeout + 1.0)
+    if th.is_alive():
+        raise refuse(TimeoutError())
+    if "error" in box:
+        raise refuse(box["error"])
+    return box["client"]
 
 
 def _claim_modules() -> list[str]:
@@ -373,10 +545,29 @@ def _limit_blas_threads() -> int:
     return done
 
 
-def _warm_worker() -> None:
-    """Worker initializer: one BLAS thread, and the registry collected before any task is timed."""
-    import os
+def _die_with_parent(parent: int) -> None:
+    """Ask the kernel (Linux) to SIGKILL this worker when its parent dies; exit if it already has."""
+    import ctypes
+    import signal
 
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return
+    if parent and os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _warm_worker(parent: int = 0) -> None:
+    """Worker initializer: die with the parent, leave SIGINT to the parent, one BLAS thread, and
+    the registry collected before any task is timed. ``parent``: the expected parent pid (0: not
+    checked, e.g. under forkserver where the parent is the fork server)."""
+    import signal
+
+    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"  # for libraries loaded later in this worker
     from .registry import all_claims

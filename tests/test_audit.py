@@ -233,10 +233,10 @@ def test_cli_outputs_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixtur
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
-        (["--instances", "0"], "instances must be >= 1"),
+        (["--instances", "0"], "instances must be an integer >= 1"),
         (["--dps", "5"], "dps must be >= 20"),
-        (["--workers", "0"], "workers must be >= 1"),
-        (["--seed", "-1"], "seed must be >= 0"),
+        (["--workers", "0"], "workers must be an integer >= 1"),
+        (["--seed", "-1"], "seed must be an integer >= 0"),
         (["--level", "1.5"], "level must be in (0, 1)"),
         (["--scheduler", "localhost"], "scheduler must be an address"),
         (["--resume"], "resume needs --out"),

@@ -24,10 +24,26 @@ batching, the worker count or the completion order.
 
 ``--out DIR``: every finished batch is appended to DIR/verdicts.jsonl and flushed
 and fsync'd, so a killed run loses at most the batches in flight; ``--resume`` reads
-the file back (a torn last line is dropped), checks that it belongs to the same
-configuration, and runs only the missing instances. At the end: report.json (a list
-of Verdict JSON objects), report.md, report.html, report.tex and, for each claim with
-a counterexample, counterexamples/<claim>.json (replayable with ``prefcheck replay``).
+the file back, checks that it belongs to the same configuration, and runs only the
+missing instances. At the end: report.json (a list of Verdict JSON objects), report.md,
+report.html, report.tex and, for each claim with a counterexample,
+counterexamples/<claim>.json (replayable with ``prefcheck replay``); counterexample files
+the run did not write (stale, from an earlier run) are removed.
+
+The journal is only a cache of work done: every line carries a checksum (SHA-256 of the
+run's fingerprint and the line's canonical JSON); on ``--resume`` a line that fails it, does
+not parse, or holds a malformed record is not believed, and its instances are recomputed.
+A torn last line (a kill mid-write) is dropped. Nothing in the journal is changed before the
+resume has been accepted (same configuration, a sound header); a refused resume leaves it as
+it was. One audit at a time writes a folder (the journal is locked). (The checksum catches
+damage and careless edits; it is not a signature: anyone who can write the folder can also
+recompute it.)
+
+Safety: the folder is checked before the run (no symbolic link where the journal, a report
+or a counterexample goes; the journal a regular file; ``--json`` writable and not one of the
+folder's own files); everything inside it is written relative to the folder, never through a
+link (:class:`checks.outputs.OutDir`). ``audit`` never exits 0 unless it wrote its summary
+(and, with ``--out``, its reports): code that raises SystemExit inside a claim gives exit 70.
 """
 
 from __future__ import annotations
@@ -37,24 +53,33 @@ import hashlib
 import json
 import math
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from proofs_numeric.errors import InvalidInput, check_dps
+from proofs_numeric import limits
+from proofs_numeric.errors import InvalidInput
 
+from ..outputs import JOURNAL as JSONL
+from ..outputs import OutDir
 from ..registry import Claim, all_claims
-from ..verdict import Verdict
+from ..verdict import Verdict, json_safe
 
 NAME = "audit"
 HELP = "Run claims over instances (local processes or a Dask cluster) and write verdicts and reports."
 
 DEFAULT_FAMILIES = ("generic", "two_response", "near_collinear")
-JSONL = "verdicts.jsonl"
-FORMAT_VERSION = 1
+#: 2: every journal line carries a checksum
+FORMAT_VERSION = 2
+#: exit code of an audit that stopped without writing its summary (an internal error)
+EXIT_INCOMPLETE = 70
+#: largest run seed and --replications
+MAX_SEED = 2**63 - 1
+MAX_REPLICATIONS = 10**7
+#: largest --batch-seconds and --connect-timeout
+MAX_SECONDS = 24 * 3600.0
 #: a claim with at most this many pending instances runs as one task
 SMALL_CLAIM = 8
 
@@ -85,7 +110,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--connect-timeout",
         type=float,
         default=10.0,
-        help="seconds to wait for the Dask scheduler (default 10)",
+        help="seconds the whole connection to the Dask scheduler may take (default 10)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate the arguments, the claims file and the outputs, print the plan, run nothing",
     )
 
 
@@ -112,6 +142,8 @@ class AuditPlan:
     batch_seconds: float = 1.0
     local: dict[str, Claim] = field(default_factory=dict)
     connect_timeout: float = 10.0
+    #: the files the run wrote into ``out`` (set by :func:`write_outputs`)
+    written: list[Path] = field(default_factory=list)
 
     def config(self) -> dict[str, Any]:
         """The run's identity (what --resume compares): claims, constants, instances, options."""
@@ -129,10 +161,18 @@ class AuditPlan:
         return hashlib.sha256(json.dumps(self.config(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _int_arg(name: str, val: Any, lo: int) -> int:
-    if val < lo:
-        raise InvalidInput(f"{name} must be >= {lo}, got {name}={val}")
+def _int_arg(name: str, val: Any, lo: int, hi: int | None = None) -> int:
+    if isinstance(val, bool) or not isinstance(val, int) or val < lo or (hi is not None and val > hi):
+        rng = f">= {lo}" + (f" and <= {hi}" if hi is not None else "")
+        raise InvalidInput(f"{name} must be an integer {rng}, got {name}={val!r}")
     return int(val)
+
+
+def _seconds(name: str, val: Any) -> float:
+    v = float(val)
+    if not (math.isfinite(v) and 0 < v <= MAX_SECONDS):
+        raise InvalidInput(f"{name} must be a number of seconds in (0, {MAX_SECONDS:g}], got {name}={val}")
+    return v
 
 
 def build_plan(args: argparse.Namespace, registered: dict[str, Claim] | None = None) -> AuditPlan:
@@ -146,30 +186,34 @@ def build_plan(args: argparse.Namespace, registered: dict[str, Claim] | None = N
     run_defaults = cf.run if cf else {}
 
     seed = args.seed if args.seed is not None else run_defaults.get("seed", 0)
-    _int_arg("seed", seed, 0)
+    _int_arg("seed", seed, 0, MAX_SEED)
     dps = args.dps if args.dps is not None else run_defaults.get("dps", 50)
-    check_dps(dps)
+    limits.check_run_dps(dps)  # the run also works at 2 dps + 10: refused now, not mid-run
     level = args.level if args.level is not None else run_defaults.get("level", 0.01)
     if not (isinstance(level, float) and 0 < level < 1):
         raise InvalidInput(f"level must be in (0, 1), got level={level}")
     reps = args.replications if args.replications is not None else run_defaults.get("replications")
     if reps is not None:
-        _int_arg("replications", reps, 1)
+        _int_arg("replications", reps, 1, MAX_REPLICATIONS)
     n_inst = args.instances if args.instances is not None else run_defaults.get("instances")
     if n_inst is not None:
         _int_arg("instances", n_inst, 1)
-    workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
-    _int_arg("workers", workers, 1)
-    bs = float(getattr(args, "batch_seconds", 1.0))
-    if not (math.isfinite(bs) and bs > 0):
-        raise InvalidInput(f"batch-seconds must be > 0, got batch-seconds={bs}")
-    if args.scheduler is not None and not re.match(r"^(tcp|tls|inproc|ucx|ws|wss)://[^\s]+$", args.scheduler):
-        raise InvalidInput(
-            f"scheduler must be an address like tcp://HOST:PORT, got scheduler={args.scheduler!r}"
-        )
-    ct = float(getattr(args, "connect_timeout", 10.0))
-    if not (math.isfinite(ct) and ct > 0):
-        raise InvalidInput(f"connect-timeout must be > 0, got connect-timeout={ct}")
+        limits.check_count("instances", n_inst)
+    cpus = limits.current().max_workers()
+    if args.workers is not None:
+        _int_arg("workers", args.workers, 1)
+        if args.workers > cpus:
+            raise InvalidInput(
+                f"workers must be <= {cpus} (limit workers: the CPU count), got workers={args.workers}; "
+                f"raise it with --limit workers={args.workers}"
+            )
+    workers = args.workers if args.workers is not None else cpus
+    bs = _seconds("batch-seconds", getattr(args, "batch_seconds", 1.0))
+    if args.scheduler is not None:
+        from ..executors import check_scheduler_address
+
+        check_scheduler_address(args.scheduler)
+    ct = _seconds("connect-timeout", getattr(args, "connect_timeout", 10.0))
     if args.resume and not args.out:
         raise InvalidInput("resume needs --out DIR (the run directory to continue)")
 
@@ -225,18 +269,16 @@ def build_plan(args: argparse.Namespace, registered: dict[str, Claim] | None = N
             constants=dict(cf.constants.get(cid, {})) if cf else {},
         )
         pc.count = count_instances(source, claim, options_from_dict(opts))
+        limits.check_count(f"instances of {cid}", pc.count)
         planned.append(pc)
 
+    # every output is checked now: a run never fails at its end for its output
+    from ..outputs import check_json
+
+    check_json(args.json)
     out = Path(args.out) if args.out else None
     if out is not None:
-        if out.exists() and not out.is_dir():
-            raise InvalidInput(f"out must be a directory, got out={str(out)!r} (a file)")
-        if (out / JSONL).exists() and (out / JSONL).stat().st_size > 0 and not args.resume:
-            raise InvalidInput(f"out {str(out)!r} already holds {JSONL}; pass --resume or use another --out")
-    if args.json not in (None, "-"):
-        parent = Path(args.json).resolve().parent
-        if not parent.is_dir():
-            raise InvalidInput(f"json: directory {str(parent)!r} does not exist")
+        OutDir(out).check(resume=bool(args.resume), json_target=args.json)
     return AuditPlan(
         claims=planned,
         source=source,
@@ -252,73 +294,167 @@ def build_plan(args: argparse.Namespace, registered: dict[str, Claim] | None = N
 
 
 # ------------------------------------------------------------- the journal
-class Journal:
-    """DIR/verdicts.jsonl: a header line, then one line per finished batch (and per verdict)."""
+def _canonical(rec: dict[str, Any]) -> str:
+    return json.dumps(rec, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
-    def __init__(self, out: Path, plan: AuditPlan):
-        self.path = out / JSONL
+
+def line_checksum(fingerprint: str, rec: dict[str, Any]) -> str:
+    """The checksum of one journal record (without its ``sum``), bound to the run's fingerprint."""
+    body = {k: v for k, v in rec.items() if k != "sum"}
+    return hashlib.sha256((fingerprint + "\n" + _canonical(body)).encode()).hexdigest()[:32]
+
+
+def _valid_batch(rec: dict[str, Any], counts: dict[str, int]) -> bool:
+    """A batch record whose every field has the type and range the run wrote."""
+    from ..executors import result_from_json
+
+    try:
+        cid, idx, res, el = rec["claim"], rec["indices"], rec["results"], rec["elapsed_s"]
+        if not isinstance(cid, str) or cid not in counts:
+            return False
+        if not isinstance(idx, list) or not isinstance(res, list) or len(idx) != len(res) or not idx:
+            return False
+        if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < counts[cid] for i in idx):
+            return False
+        if isinstance(el, bool) or not isinstance(el, (int, float)) or not (math.isfinite(el) and el >= 0):
+            return False
+        for r in res:
+            result_from_json(r)
+    except (KeyError, TypeError, ValueError):
+        return False
+    return True
+
+
+class Journal:
+    """DIR/verdicts.jsonl: a header line, then one line per finished batch (and per verdict).
+
+    Every line is ``{..., "sum": checksum}`` (see :func:`line_checksum`). The file is opened
+    once (never through a link), locked for the run, read on ``--resume`` without being
+    changed, and only after the resume is accepted is a torn last line cut off.
+    """
+
+    def __init__(self, out: OutDir, plan: AuditPlan):
+        self.out = out
+        self.path = out.path / JSONL
+        self.shown = f"{out.given}/{JSONL}"
         self.plan = plan
-        self.fh: Any = None
+        self.fd: int | None = None
+        self.fingerprint = plan.fingerprint()
+        self._keep: int | None = None  # bytes kept after an accepted resume (a torn tail cut off)
+        self.dropped = 0
+
+    def open(self) -> None:
+        self.fd = self.out.open_journal()
+
+    def size(self) -> int:
+        assert self.fd is not None
+        return os.fstat(self.fd).st_size
+
+    def _read(self) -> bytes:
+        assert self.fd is not None
+        size = os.fstat(self.fd).st_size
+        chunks, off = [], 0
+        while off < size:
+            b = os.pread(self.fd, min(1 << 24, size - off), off)
+            if not b:
+                break
+            chunks.append(b)
+            off += len(b)
+        return b"".join(chunks)
 
     def load(self) -> dict[str, dict[int, tuple[dict[str, Any], float]]]:
-        """Done results per claim: index -> (result JSON, batch seconds per instance)."""
+        """Done results per claim: index -> (result JSON, batch seconds per instance).
+
+        Refuses (InvalidInput) a journal of another configuration or with a damaged header,
+        without changing it; lines that fail their checksum or hold malformed records are
+        counted in ``self.dropped`` and not believed.
+        """
         done: dict[str, dict[int, tuple[dict[str, Any], float]]] = {}
-        if not self.path.exists() or self.path.stat().st_size == 0:
+        raw = self._read()
+        if not raw:
             return done
-        raw = self.path.read_bytes()
         good_end = raw.rfind(b"\n") + 1  # a line without its newline is torn: the run was killed mid-write
-        lines = raw[:good_end].decode("utf-8").splitlines()
-        if good_end < len(raw):
-            with open(self.path, "r+b") as fh:
-                fh.truncate(good_end)
-                fh.flush()
-                os.fsync(fh.fileno())
+        lines = raw[:good_end].split(b"\n")[:-1] if good_end else []
+        self._keep = good_end
         if not lines:
             return done
-        try:
-            header = json.loads(lines[0])
-        except json.JSONDecodeError:
-            raise InvalidInput(f"resume: {self.path} does not start with an audit header") from None
-        if header.get("type") != "header":
-            raise InvalidInput(f"resume: {self.path} does not start with an audit header")
-        if header.get("fingerprint") != self.plan.fingerprint():
+        header = self._record(lines[0], header=True)
+        if header is None or header.get("type") != "header":
             raise InvalidInput(
-                f"resume: {self.path} was written by a different configuration "
-                f"(fingerprint {header.get('fingerprint')} != {self.plan.fingerprint()}); "
+                f"resume: {self.shown} does not start with a sound audit header (damaged, or written "
+                "by another prefcheck version); use another --out"
+            )
+        if header.get("fingerprint") != self.fingerprint:
+            raise InvalidInput(
+                f"resume: {self.shown} was written by a different configuration "
+                f"(fingerprint {str(header.get('fingerprint'))[:20]} != {self.fingerprint}); "
                 "use the same flags or another --out"
             )
+        counts = {pc.ref["id"]: pc.count for pc in self.plan.claims}
         for line in lines[1:]:
-            rec = json.loads(line)
-            if rec.get("type") != "batch":
+            rec = self._record(line)
+            if rec is None:
+                self.dropped += 1
                 continue
-            per = rec["elapsed_s"] / max(1, len(rec["indices"]))
+            if rec.get("type") != "batch":
+                continue  # verdict lines are recomputed from the batches, never read back
+            if not _valid_batch(rec, counts):
+                self.dropped += 1
+                continue
+            per = float(rec["elapsed_s"]) / len(rec["indices"])
             d = done.setdefault(rec["claim"], {})
             for i, res in zip(rec["indices"], rec["results"]):
                 d[int(i)] = (res, per)
         return done
 
-    def open(self, fresh: bool) -> None:
-        self.plan.out.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
-        self.fh = open(self.path, "a", encoding="utf-8")
-        if fresh:
+    def _record(self, line: bytes, header: bool = False) -> dict[str, Any] | None:
+        """The record of one line if it parses and its checksum holds, else None.
+
+        Lines are bound to the run's fingerprint; the header to the fingerprint it states (so that
+        a sound header of another configuration is told apart from a damaged one)."""
+        try:
+            rec = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return None
+        if not isinstance(rec, dict) or not isinstance(rec.get("sum"), str):
+            return None
+        fingerprint = str(rec.get("fingerprint")) if header else self.fingerprint
+        try:
+            ok = rec["sum"] == line_checksum(fingerprint, rec)
+        except (TypeError, ValueError):
+            return None
+        return rec if ok else None
+
+    def accept(self) -> None:
+        """The resume is accepted (or the run is fresh): cut a torn tail, write the header if empty."""
+        assert self.fd is not None
+        if self._keep is not None and self._keep < os.fstat(self.fd).st_size:
+            os.ftruncate(self.fd, self._keep)
+            os.fsync(self.fd)
+        if os.fstat(self.fd).st_size == 0:
             self.write(
                 {
                     "type": "header",
-                    "fingerprint": self.plan.fingerprint(),
+                    "fingerprint": self.fingerprint,
                     "config": self.plan.config(),
                     "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 }
             )
 
     def write(self, rec: dict[str, Any]) -> None:
-        self.fh.write(json.dumps(rec, sort_keys=True) + "\n")
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
+        assert self.fd is not None
+        body = json_safe(rec)
+        body["sum"] = line_checksum(self.fingerprint, body)
+        data = (_canonical(body) + "\n").encode()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+        os.fsync(self.fd)
 
     def close(self) -> None:
-        if self.fh is not None:
-            self.fh.close()
-            self.fh = None
+        if self.fd is not None:
+            os.close(self.fd)  # releases the lock
+            self.fd = None
 
 
 # ---------------------------------------------------------------- the run
@@ -360,14 +496,63 @@ def _aggregate(
 
 
 def run_audit(plan: AuditPlan, executor: Any = None, progress: bool | None = None) -> list[Verdict]:
-    """Run the plan; returns the verdicts in plan order (writes DIR/* when plan.out is set)."""
+    """Run the plan; returns the verdicts in plan order (writes DIR/* when plan.out is set).
+
+    Every exit path releases what the run holds: the journal (and its lock), the output folder,
+    and the workers it started (terminated at once when the run stops on an error or a signal).
+    """
     from ..executors import make_executor
-    from ..report import Progress
 
-    journal = Journal(plan.out, plan) if plan.out is not None else None
-    done = journal.load() if (journal is not None and plan.resume) else {}
-    fresh = journal is not None and not (journal.path.exists() and journal.path.stat().st_size > 0)
+    outdir = OutDir(plan.out) if plan.out is not None else None
+    journal: Journal | None = None
+    own: Any = None
+    aborted = True
+    try:
+        if executor is None and plan.scheduler:
+            # connect before anything is written: an unreachable cluster leaves no folder behind
+            executor = own = make_executor(plan.workers, plan.scheduler, plan.local, plan.connect_timeout)
+        done: dict[str, dict[int, tuple[dict[str, Any], float]]] = {}
+        if outdir is not None:
+            outdir.open()
+            journal = Journal(outdir, plan)
+            journal.open()
+            if plan.resume:
+                done = journal.load()  # refuses without touching the file
+            elif journal.size() > 0:
+                raise InvalidInput(
+                    f"out {outdir.given!r} already holds {JSONL}; pass --resume or use another --out"
+                )
+            journal.accept()
+            if journal.dropped:
+                print(
+                    f"prefcheck: warning: resume: {journal.dropped} damaged line(s) in {journal.shown} "
+                    "not believed (checksum or record); their instances are recomputed",
+                    file=sys.stderr,
+                )
+        state = _initial_state(plan, done)
+        if executor is None:
+            total = sum(len(s["pending"]) for s in state.values())
+            workers = min(plan.workers, max(1, total))
+            executor = own = make_executor(
+                workers if total > 1 else 1, plan.scheduler, plan.local, plan.connect_timeout
+            )
+        verdicts = _drive(plan, state, journal, executor, progress)
+        if outdir is not None:
+            write_outputs(plan, verdicts, outdir)
+        aborted = False
+        return verdicts
+    finally:
+        if journal is not None:
+            journal.close()
+        if outdir is not None:
+            outdir.close()
+        if own is not None:
+            own.close(abort=aborted)
 
+
+def _initial_state(
+    plan: AuditPlan, done: dict[str, dict[int, tuple[dict[str, Any], float]]]
+) -> dict[str, dict[str, Any]]:
     state: dict[str, dict[str, Any]] = {}
     for pc in plan.claims:
         cid = pc.ref["id"]
@@ -379,14 +564,20 @@ def run_audit(plan: AuditPlan, executor: Any = None, progress: bool | None = Non
             "pending": [i for i in range(pc.count) if i not in got],
             "calibrated": False,
         }
+    return state
+
+
+def _drive(
+    plan: AuditPlan,
+    state: dict[str, dict[str, Any]],
+    journal: Journal | None,
+    executor: Any,
+    progress: bool | None,
+) -> list[Verdict]:
+    """Submit the pending work, journal every finished batch, aggregate each finished claim."""
+    from ..report import Progress
+
     total = sum(len(s["pending"]) for s in state.values())
-    own_executor = executor is None
-    if own_executor:
-        n_tasks_max = total
-        workers = min(plan.workers, max(1, n_tasks_max))
-        executor = make_executor(
-            workers if total > 1 else 1, plan.scheduler, plan.local, plan.connect_timeout
-        )
     workers = max(1, getattr(executor, "workers", 1))
 
     def task(cid: str, indices: list[int]) -> dict[str, Any]:
@@ -410,84 +601,80 @@ def run_audit(plan: AuditPlan, executor: Any = None, progress: bool | None = Non
             journal.write({"type": "verdict", "claim": cid, "verdict": v.to_json()})
 
     bar = Progress(total, enabled=progress)
-    try:
+    for cid, s in state.items():
+        if not s["pending"]:
+            finish(cid)
+    initial: list[dict[str, Any]] = []
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for cid, s in state.items():
+        if not s["pending"]:
+            continue
+        if len(s["pending"]) <= SMALL_CLAIM:
+            # a small claim (the default sets) runs whole, grouped with the small claims of its
+            # module in one task: what they cache (derivations per size) is built once per group
+            groups.setdefault(_group_key(s["pc"]), []).append(task(cid, list(s["pending"])))
+            s["pending"] = []
+        else:
+            # a large one starts with two instances that time its steady state
+            initial.append(task(cid, s["pending"][:2]))
+            del s["pending"][:2]
+    initial = [g[0] if len(g) == 1 else {"parts": g} for g in groups.values()] + initial
+
+    def on_result(t: dict[str, Any], r: dict[str, Any]) -> list[dict[str, Any]]:
+        if "parts" in r:
+            return [
+                n for part_t, part_r in zip(t["parts"], r["parts"]) for n in on_result(part_t, part_r)
+            ]
+        cid = r["claim"]
+        s = state[cid]
+        for i, res in zip(r["indices"], r["results"]):
+            s["results"][int(i)] = res
+        s["elapsed"] += r["elapsed_s"]
         if journal is not None:
-            journal.open(fresh)
-        for cid, s in state.items():
-            if not s["pending"]:
-                finish(cid)
-        initial: list[dict[str, Any]] = []
-        groups: dict[str, list[dict[str, Any]]] = {}
-        for cid, s in state.items():
-            if not s["pending"]:
-                continue
-            if len(s["pending"]) <= SMALL_CLAIM:
-                # a small claim (the default sets) runs whole, grouped with the small claims of its
-                # module in one task: what they cache (derivations per size) is built once per group
-                groups.setdefault(_group_key(s["pc"]), []).append(task(cid, list(s["pending"])))
-                s["pending"] = []
-            else:
-                # a large one starts with two instances that time its steady state
-                initial.append(task(cid, s["pending"][:2]))
-                del s["pending"][:2]
-        initial = [g[0] if len(g) == 1 else {"parts": g} for g in groups.values()] + initial
+            journal.write({"type": "batch", **r})
+        bar.advance(len(r["indices"]), description=cid)
+        new: list[dict[str, Any]] = []
+        if not s["calibrated"]:
+            s["calibrated"] = True
+            rest = s.pop("pending")
+            s["pending"] = []
+            if rest:
+                # steady-state seconds per instance: the last instance of the calibration task
+                # (the first one also pays the claim's one-time set-up in this worker)
+                times = r.get("instance_s") or [r["elapsed_s"] / max(1, len(r["indices"]))]
+                per = max(times[-1], 1e-4)
+                size = max(1, math.ceil(plan.batch_seconds / per))
+                size = min(size, max(1, math.ceil(len(rest) / workers)))
+                for k in range(0, len(rest), size):
+                    new.append(task(cid, rest[k : k + size]))
+        if len(s["results"]) == s["pc"].count:
+            finish(cid)
+        return new
 
-        def on_result(t: dict[str, Any], r: dict[str, Any]) -> list[dict[str, Any]]:
-            if "parts" in r:
-                return [
-                    n for part_t, part_r in zip(t["parts"], r["parts"]) for n in on_result(part_t, part_r)
-                ]
-            cid = r["claim"]
-            s = state[cid]
-            for i, res in zip(r["indices"], r["results"]):
-                s["results"][int(i)] = res
-            s["elapsed"] += r["elapsed_s"]
-            if journal is not None:
-                journal.write({"type": "batch", **r})
-            bar.advance(len(r["indices"]), description=cid)
-            new: list[dict[str, Any]] = []
-            if not s["calibrated"]:
-                s["calibrated"] = True
-                rest = s.pop("pending")
-                s["pending"] = []
-                if rest:
-                    # steady-state seconds per instance: the last instance of the calibration task
-                    # (the first one also pays the claim's one-time set-up in this worker)
-                    times = r.get("instance_s") or [r["elapsed_s"] / max(1, len(r["indices"]))]
-                    per = max(times[-1], 1e-4)
-                    size = max(1, math.ceil(plan.batch_seconds / per))
-                    size = min(size, max(1, math.ceil(len(rest) / workers)))
-                    for k in range(0, len(rest), size):
-                        new.append(task(cid, rest[k : k + size]))
-            if len(s["results"]) == s["pc"].count:
-                finish(cid)
-            return new
-
-        with bar.running():
-            executor.run(initial, on_result)
-    finally:
-        if journal is not None:
-            journal.close()
-        if own_executor:
-            executor.close()
-    out = [verdicts[pc.ref["id"]] for pc in plan.claims]
-    if plan.out is not None:
-        write_outputs(plan, out)
-    return out
+    with bar.running():
+        executor.run(initial, on_result)
+    return [verdicts[pc.ref["id"]] for pc in plan.claims]
 
 
-def write_outputs(plan: AuditPlan, verdicts: list[Verdict]) -> None:
-    """report.json/.md/.html/.tex and counterexamples/<claim>.json under plan.out."""
-    from ..report import atomic_write, cex_name, write_reports
+def write_outputs(plan: AuditPlan, verdicts: list[Verdict], outdir: OutDir | None = None) -> list[Path]:
+    """report.json/.md/.html/.tex and counterexamples/<claim>.json under plan.out; returns the paths.
+
+    Counterexample files of the folder that this run did not write (stale, from an earlier run)
+    are removed, so that counterexamples/ always matches the report; each record carries the
+    run's fingerprint.
+    """
+    from ..report import cex_name, write_reports
 
     assert plan.out is not None
-    plan.out.mkdir(parents=True, exist_ok=True)
-    refs = {pc.ref["id"]: pc for pc in plan.claims}
-    with_cex = [v for v in verdicts if v.counterexample]
-    if with_cex:
-        cdir = plan.out / "counterexamples"
-        cdir.mkdir(exist_ok=True)
-        for v in with_cex:
+    od = outdir if outdir is not None else OutDir(plan.out)
+    written: list[Path] = []
+    with od:
+        od.clear_temporaries()
+        refs = {pc.ref["id"]: pc for pc in plan.claims}
+        keep: set[str] = set()
+        for v in verdicts:
+            if not v.counterexample:
+                continue
             pc = refs[v.claim]
             record = {
                 "claim": v.claim,
@@ -499,24 +686,70 @@ def write_outputs(plan: AuditPlan, verdicts: list[Verdict]) -> None:
                 "seed": plan.opts["seed"],
                 "level": plan.opts["level"],
                 "replications": plan.opts["replications"],
+                "fingerprint": plan.fingerprint(),
                 "counterexample": v.counterexample,
             }
-            atomic_write(cdir / cex_name(v.claim), json.dumps(record, indent=1) + "\n")
-    write_reports(plan.out, verdicts)
+            name = cex_name(v.claim)
+            keep.add(name)
+            text = json.dumps(json_safe(record), indent=1, allow_nan=False) + "\n"
+            written.append(od.write_counterexample(name, text))
+        od.clear_counterexamples(keep)
+        written += write_reports(od, verdicts)
+    plan.written = written
+    return written
+
+
+def describe_plan(plan: AuditPlan) -> str:
+    """The plan in a few lines (``--dry-run``): claims, instances, options, outputs."""
+    total = sum(pc.count for pc in plan.claims)
+    where = "Dask " + plan.scheduler if plan.scheduler else f"{plan.workers} worker(s)"
+    lines = [
+        f"plan: {len(plan.claims)} claim(s), {total} claim-instance check(s) on {where}; "
+        f"dps={plan.opts['dps']} seed={plan.opts['seed']} source={plan.source['kind']}"
+        + (f" out={plan.out}" if plan.out is not None else "")
+    ]
+    for pc in plan.claims:
+        extra = f" constants {pc.constants}" if pc.constants else ""
+        lines.append(f"  {pc.ref['id']}: {pc.claim.kind}, {pc.count} instance(s){extra}")
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..report import atomic_write, print_summary
+    """The audit command. Exit 0 only after the summary (and, with --out, the reports) is written."""
+    try:
+        code, finished = _run(args)
+    except SystemExit as exc:
+        # code run by the audit (a claim, a cache entry) must not end it with exit 0 and no report
+        print(
+            f"prefcheck: error: the audit stopped before writing its summary: SystemExit({exc.code!r}) "
+            "raised inside the run; no verdict is reported",
+            file=sys.stderr,
+        )
+        return EXIT_INCOMPLETE
+    if not finished:
+        print("prefcheck: error: the audit ended without writing its summary and reports", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    return code
+
+
+def _run(args: argparse.Namespace) -> tuple[int, bool]:
+    from ..outputs import write_json_target
+    from ..report import print_summary
 
     plan = build_plan(args)
+    if getattr(args, "dry_run", False):
+        print(describe_plan(plan))
+        return 0, True
     verdicts = run_audit(plan, progress=None if args.json != "-" else False)
-    payload = json.dumps([v.to_json() for v in verdicts], indent=2) + "\n"
-    if args.json == "-":
-        sys.stdout.write(payload)
-    else:
-        if args.json is not None:
-            atomic_write(args.json, payload)
+    if plan.out is not None:
+        names = {p.name for p in plan.written}
+        if not {"report.json", "report.md", "report.html", "report.tex"} <= names:
+            return 1, False
+    payload = json.dumps([v.to_json() for v in verdicts], indent=2, allow_nan=False) + "\n"
+    write_json_target(args.json, payload)
+    if args.json != "-":
         print_summary(verdicts, links=plan.out is not None)
         if plan.out is not None:
             print(f"reports: {plan.out}/report.{{json,md,html,tex}}")
-    return 0 if all(v.ok for v in verdicts) else 1
+    sys.stdout.flush()
+    return (0 if all(v.ok for v in verdicts) else 1), True

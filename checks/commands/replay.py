@@ -26,7 +26,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from proofs_numeric.errors import InvalidInput, check_dps
+from proofs_numeric import limits, safeio
+from proofs_numeric.errors import InvalidInput
 from proofs_numeric.instance import Instance
 
 from ..registry import Claim, RunOptions
@@ -36,6 +37,12 @@ NAME = "replay"
 HELP = "Re-check one counterexample (from audit's counterexamples/ directory) with certified arithmetic."
 
 EXIT_UNSETTLED = 3
+#: the fields of a counterexample file written by ``prefcheck audit`` (all but claim and
+#: counterexample optional)
+RECORD_FIELDS = (
+    "claim", "claim_spec", "constants", "status", "expect", "dps", "seed", "level",
+    "replications", "fingerprint", "counterexample",
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -74,21 +81,62 @@ def split_counterexample(cex: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     raise InvalidInput("counterexample holds no instance (expected an 'instance' object or instance fields)")
 
 
+def _check_record(data: dict[str, Any], label: str) -> None:
+    """Every field of a counterexample file has the type audit writes (one line naming it)."""
+    from .audit import MAX_REPLICATIONS, MAX_SEED
+
+    def bad(key: str, want: str) -> InvalidInput:
+        return InvalidInput(f"{label}: {key} must be {want}, got {key}={data[key]!r}"[:300])
+
+    unknown = sorted(set(data) - set(RECORD_FIELDS))
+    if unknown:
+        raise InvalidInput(f"{label}: {unknown[0][:40]!r} is not a counterexample field (fields: {', '.join(RECORD_FIELDS)})")
+    if not isinstance(data["claim"], str) or not data["claim"] or len(data["claim"]) > 40:
+        raise bad("claim", "a claim id string")
+    for key in ("status", "expect", "fingerprint"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise bad(key, "a string")
+    if data.get("claim_spec") is not None and not isinstance(data["claim_spec"], dict):
+        raise bad("claim_spec", "an object (the custom claim audit wrote)")
+    consts = data.get("constants")
+    if consts is not None and (
+        not isinstance(consts, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in consts.items())
+    ):
+        raise bad("constants", "an object of constant name -> expression string")
+    if data.get("dps") is not None:
+        if isinstance(data["dps"], bool) or not isinstance(data["dps"], int):
+            raise bad("dps", "an integer")
+        limits.check_run_dps(data["dps"], what=f"{label}: dps")
+    seed = data.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
+        raise bad("seed", f"an integer in [0, {MAX_SEED}]")
+    level = data.get("level")
+    if level is not None and (isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1):
+        raise bad("level", "a number in (0, 1)")
+    reps = data.get("replications")
+    if reps is not None and (
+        isinstance(reps, bool) or not isinstance(reps, int) or not 1 <= reps <= MAX_REPLICATIONS
+    ):
+        raise bad("replications", f"an integer in [1, {MAX_REPLICATIONS}] or null")
+
+
 def load_record(path: str, claim_id: str | None) -> dict[str, Any]:
-    """Read FILE into a replay record (claim, spec, constants, dps, seed, level, instance, parameters)."""
+    """Read FILE into a replay record (claim, spec, constants, dps, seed, level, instance, parameters).
+
+    The file must be a regular file within the size, nesting and number limits; every field must
+    have the type audit writes (``dps: "abc"``, ``claim: ["I4"]``, ``constants: "rate=1"`` are
+    refused with one line naming the field).
+    """
     p = Path(path)
-    if not p.is_file():
-        raise InvalidInput(f"file {path!r} does not exist")
     if p.suffix == ".toml":
         loaded = Instance.load(p)
         if not claim_id:
             raise InvalidInput("claim is required (--claim ID) to replay a plain instance file")
         return {"claim": claim_id, "instance": loaded.to_dict(), "parameters": {}}
-    try:
-        data = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"file {path!r} is not valid JSON: {exc}") from None
+    label = f"replay file {path!r}"
+    data = safeio.load_file(p, "replay file", fmt="json")
     if isinstance(data, dict) and "counterexample" in data and "claim" in data:
+        _check_record(data, label)
         inst, params = split_counterexample(data["counterexample"])
         rec = {
             k: data.get(k)
@@ -112,23 +160,33 @@ def resolve(rec: dict[str, Any]) -> Claim:
         from ..claimsfile import parse_claims_file
 
         # re-validate the spec through the claims-file parser (the file could have been edited)
-        if not isinstance(spec, dict) or spec.get("type") not in ("inequality", "chain"):
+        if (
+            not isinstance(spec, dict)
+            or spec.get("type") not in ("inequality", "chain")
+            or not isinstance(spec.get("id"), str)
+        ):
             raise InvalidInput("claim_spec must be an inequality or chain spec written by audit")
         section = spec["type"]
         common = ("id", "policy", "params", "expect", "statement", "reference")
         keys = (("lhs", "rhs") if section == "inequality" else ("steps", "names")) + common
         text = _toml_table(section, {k: spec[k] for k in keys if k in spec})
-        spec = parse_claims_file(text, {}).custom[spec["id"]]
+        parsed = parse_claims_file(text, {}, path="claim_spec").custom
+        if spec["id"] not in parsed:
+            raise InvalidInput(f"claim_spec id {spec['id']!r} is not a valid claim id")
+        spec = parsed[spec["id"]]
     return resolve_claim({"id": rec["claim"], "custom": spec})
 
 
 def _toml_table(section: str, fields: dict[str, Any]) -> str:
     def val(v: Any) -> str:
-        if isinstance(v, dict):
-            return "{" + ", ".join(f"{k} = {val(x)}" for k, x in v.items()) + "}"
-        return json.dumps(v)
+        if isinstance(v, dict):  # keys quoted: a key is data, never TOML syntax
+            return "{" + ", ".join(f"{json.dumps(str(k))} = {val(x)}" for k, x in v.items()) + "}"
+        return json.dumps(v, allow_nan=False)
 
-    return f"[[{section}]]\n" + "".join(f"{k} = {val(v)}\n" for k, v in fields.items())
+    try:
+        return f"[[{section}]]\n" + "".join(f"{json.dumps(k)} = {val(v)}\n" for k, v in fields.items())
+    except (TypeError, ValueError):
+        raise InvalidInput("claim_spec holds values that are not plain JSON data") from None
 
 
 def replay(rec: dict[str, Any], dps: int | None = None) -> list[Verdict]:
@@ -138,8 +196,8 @@ def replay(rec: dict[str, Any], dps: int | None = None) -> list[Verdict]:
 
     claim = resolve(rec)
     inst = Instance.from_dict(rec["instance"])
-    base = int(dps if dps is not None else rec.get("dps") or 50)
-    check_dps(base)
+    base = dps if dps is not None else (rec.get("dps") or 50)
+    limits.check_run_dps(base)
     recorded = rec.get("constants") or (rec.get("parameters") or {}).get("constants") or {}
     if not isinstance(recorded, dict):
         raise InvalidInput(f"constants must be an object of name = expression, got {type(recorded).__name__}")
@@ -149,7 +207,8 @@ def replay(rec: dict[str, Any], dps: int | None = None) -> list[Verdict]:
             raise InvalidInput(f"constants.{claim.id}.{name}: {claim.id} has no constant {name!r} (constants: {have})")
     consts = spec_constants(recorded, claim)
     out = []
-    for p in (base, min(2 * base, 10_000)):
+    # the second precision stays within what a run accepts (each run also works at 2 dps + 10)
+    for p in (base, min(2 * base, limits.MAX_RUN_DPS)):
         opts = RunOptions(
             dps=p,
             seed=int(rec.get("seed") or 0),
@@ -177,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
     from .common import check_json_target, emit_json
 
     if args.dps is not None:
-        check_dps(args.dps)
+        limits.check_run_dps(args.dps)
     check_json_target(args.json)
     rec = load_record(args.file, args.claim)
     verdicts = replay(rec, args.dps)
