@@ -132,11 +132,13 @@ def test_cli_simulate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_cli_simulate_bad_input_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "never.json"
+    blocker = tmp_path / "a-file"  # a missing folder is created (issue 15); a file in the way is not
+    blocker.write_text("")
     for argv in (
         ["simulate", "--preset", "tiny", "--batch", "0", "--json", str(out)],
         ["simulate", "--preset", "nope", "--json", str(out)],
         ["simulate", "--instance", str(tmp_path / "missing.toml"), "--json", str(out)],
-        ["simulate", "--preset", "tiny", "--json", str(tmp_path / "no" / "x.json")],
+        ["simulate", "--preset", "tiny", "--json", str(blocker / "x.json")],
         ["simulate", "--preset", "tiny", "--seeds", "-1", "--plot", str(tmp_path / "p")],
     ):
         assert main(argv) == 2
