@@ -8,8 +8,10 @@ For d = 1, 2, 3, 4 (``generic`` family, m = 3, K = 4, seed 2) and r in {0.25, 0.
   the ball (found first), so that branch and bound has to subdivide: the hard case;
 * ``I3``: I3 with L = 1 (the gradient form).
 
-Each line: status, boxes evaluated, seconds, and the ratio of the region certificate's time to one point
-certificate of the same check at theta* + r u (Arb, one point: what the point-scope check pays per point).
+Each line: status, boxes evaluated, seconds (of which the float64 search for counterexamples, with the Arb
+certification of its best proposals), and the ratios of the region certificate's time, and of its branch and
+bound part alone, to one point certificate of the same check at theta* + r u (Arb, one point: what the
+point-scope check pays per point).
 Times are wall clock in one process; the machine is shared, so compare ratios within one run.
 
 Run: ``.venv/bin/python benchmarks/bench_region.py [--dps 50] [--budget 60] [--dims 1,2,3,4] [--radii 0.25,0.5,1]``.
@@ -65,7 +67,10 @@ def main() -> None:
         return R.AllOf(m, [R.CInfCheck(m, arb(1)), R.PencilCheck(m, "Sigma", c2, prec), R.PencilCheck(m, "I", c2, prec)], "I4")
 
     print(f"region certificates at {args.dps} digits ({prec} bits), budget {args.budget:g} s each")
-    print(f"{'workload':14s} {'d':>2s} {'r':>5s} {'status':12s} {'boxes':>7s} {'seconds':>9s} {'x point':>9s}  notes")
+    print(
+        f"{'workload':14s} {'d':>2s} {'r':>5s} {'status':12s} {'boxes':>7s} {'seconds':>9s} {'search s':>9s} "
+        f"{'x point':>9s} {'B&B x pt':>9s}  notes"
+    )
     for d in dims:
         inst = generate("generic", 2, m=3, K=4, d=d, name=f"generic-d{d}")
         for r in radii:
@@ -84,10 +89,11 @@ def main() -> None:
                 res = R.certify_region(fac, inst, region, prec, budget_s=args.budget)
                 dt = time.perf_counter() - t0
                 tp = point_time(fac, inst, region, prec)
-                frac = "" if res.status == "certified" else f" fraction>={res.certified_volume_fraction:.3f}"
+                frac = "" if res.status == "certified" else f" fraction>={res.certified_volume_fraction:.6f}"
+                bb = max(dt - res.search_s, 0.0)
                 print(
-                    f"{name:14s} {d:2d} {r:5.2f} {res.status:12s} {res.boxes_evaluated:7d} {dt:9.3f} "
-                    f"{dt / tp:9.1f}  {note}{frac}",
+                    f"{name:14s} {d:2d} {r:5.2f} {res.status:12s} {res.boxes_evaluated:7d} {dt:9.3f} {res.search_s:9.3f} "
+                    f"{dt / tp:9.1f} {bb / tp:9.1f}  {note}{frac}",
                     flush=True,
                 )
 

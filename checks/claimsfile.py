@@ -39,6 +39,8 @@ Example::
     steps = ["C_I", "C_inf**2", "exp(2*D*r)"]
     policy = "ball"
     params = { r = 0.3 }
+    # scope = "region"                   # every theta with ||theta - theta*|| <= r, not one point of the
+                                         # sphere (policy "ball" only; checks.region, box enclosures)
 
 Semantics of a custom inequality ``lhs <= rhs`` on one instance: both sides are
 enclosed in Arb balls (THEORY.md section 8: an enclosure, not a float compare);

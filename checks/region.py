@@ -161,6 +161,7 @@ def _summary(r: reg.RegionResult) -> dict[str, Any]:
         "stopped": r.stopped,
         "elapsed_s": round(r.elapsed_s, 4),
         "search_points": r.search_points,
+        "search_s": round(r.search_s, 4),
     }
     if r.value_name:
         out["tightest"] = {"value": r.value_name, "bracket": list(r.value_bracket) if r.value_bracket else None}

@@ -1151,6 +1151,7 @@ class RegionResult:
     budget_s: float = 0.0
     prec_bits: int = 0
     search_points: int = 0
+    search_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -1236,6 +1237,7 @@ def certify_region(
                     break
                 if try_point(pts[i], "float64 search, certified in Arb"):
                     break
+        res.search_s = time.perf_counter() - t0
         if res.counterexample is not None:
             res.status = "refuted"
             res.value_bracket = (best_lo, math.inf)
