@@ -17,6 +17,7 @@ reason) in ``details["leancert"]``, and the parts LeanCert does not check are na
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 from proofs_numeric import lean as pl
@@ -47,36 +48,54 @@ def require_leancert() -> None:
     pl.import_leancert()
 
 
-def statements_for(cid: str, inst: Instance, opts: RunOptions, scope: str) -> tuple[list[pl.Statement], str]:
-    """The statements of claim ``cid`` on ``inst`` (the Arb check's points, or its balls); also a note."""
-    from .claims.coverage import _num, i1_thetas, i3_pairs, i4_points
+def _rational(claim: Claim, opts: RunOptions, name: str, inst: Instance, safe: str) -> Fraction:
+    """Claim constant ``name`` as an exact Fraction (checks.constants); an irrational one (e.g. ``exp(1)/4``) is
+    replaced by a rational bound on the side that makes the exported statement stronger (``safe`` = "down" or
+    "up"), so that a verified statement still implies the claim."""
+    from proofs_numeric.certify import arb_prec
+    from proofs_numeric.region import float_down, float_up
 
+    from .constants import constant, instance_env
+
+    env = instance_env(inst)
+    c = constant(opts, claim, name, env)
+    ex = c.exact(env)
+    if ex is not None:
+        return ex
+    with arb_prec(256):
+        a = c.arb(env)
+        return Fraction(float_down(a) if safe == "down" else float_up(a))
+
+
+def statements_for(cid: str, claim: Claim, inst: Instance, opts: RunOptions, scope: str) -> list[pl.Statement]:
+    """The statements of claim ``cid`` on ``inst``: at the Arb check's points, or over its balls (region scope)."""
+    from .claims.coverage import i1_thetas, i3_pairs, i4_points
+
+    def rat(name: str, safe: str) -> Fraction:
+        return _rational(claim, opts, name, inst, safe)
+
+    radii: list[float] = []
+    if scope == "region":
+        from .region import region_settings
+
+        radii, _ = region_settings(opts)
     if cid == "I1":
-        up, lf = _num(opts, "upper", 0.25), _num(opts, "lower_factor", 1.0)
+        up, lf = rat("upper", "down"), rat("lower_factor", "up")
         if scope == "region":
-            from .region import region_settings
-
-            radii, _ = region_settings(opts)
-            return [s for r in radii for s in pl.i1_region_statements(inst, r, up, lf)], ""
-        return [s for i, th in enumerate(i1_thetas(inst, opts)) for s in pl.i1_statements(inst, th, up, lf, f"theta#{i}")], ""
+            return [s for r in radii for s in pl.i1_region_statements(inst, r, up, lf)]
+        return [s for i, th in enumerate(i1_thetas(inst, opts)) for s in pl.i1_statements(inst, th, up, lf, f"theta#{i}")]
     if cid == "I3":
-        lip = _num(opts, "lipschitz", 1.0)
+        lip = rat("lipschitz", "down")
         if scope == "region":
-            from .region import region_settings
-
-            radii, _ = region_settings(opts)
-            return [s for r in radii for s in pl.i3_region_statements(inst, r, lip)], ""
-        return pl.i3_statements(inst, i3_pairs(inst, opts), lip), ""
+            return [s for r in radii for s in pl.i3_region_statements(inst, r, lip)]
+        return pl.i3_statements(inst, i3_pairs(inst, opts), lip)
     if cid == "I4":
-        rate = _num(opts, "rate", 1.0)
+        rate = rat("rate", "down")
         if scope == "region":
-            from .region import region_settings
-
-            radii, _ = region_settings(opts)
-            return [s for r in radii for s in pl.cinf_region_statements(inst, r, rate)], ""
-        return pl.cinf_statements(inst, i4_points(inst, opts), rate), ""
+            return [s for r in radii for s in pl.cinf_region_statements(inst, r, rate)]
+        return pl.cinf_statements(inst, i4_points(inst, opts), rate)
     if cid == "E13":
-        return pl.e13_statements(_num(opts, "bound", 1.0)), ""
+        return pl.e13_statements(rat("bound", "down"))
     from proofs_numeric.errors import InvalidInput
 
     raise InvalidInput(f"claims: certifier leancert exports the scalar claims {', '.join(LEAN_CLAIMS)}, got {cid}")
@@ -98,7 +117,8 @@ def _combine(arb: str, lean: str) -> tuple[str, bool | None]:
 def cross_check(cid: str, claim: Claim, inst: Instance, opts: RunOptions, res: InstanceResult) -> InstanceResult:
     """Add LeanCert's verdict on ``cid``'s scalar statements to the Arb result ``res`` (see the module docstring)."""
     scope = str(res.details.get("scope", "points"))
-    stmts, note = statements_for(cid, inst, opts, scope)
+    stmts = statements_for(cid, claim, inst, opts, scope)
+    note = "" if stmts else "no statement to export"
     outs, prov = pl.verify_statements(stmts) if stmts else ([], {"leancert": pl.LEANCERT_VERSION})
     counts: dict[str, int] = {}
     for o in outs:
@@ -127,6 +147,12 @@ def cross_check(cid: str, claim: Claim, inst: Instance, opts: RunOptions, res: I
     }
     if note:
         info["reason"] = note
+    from .runner import record_check
+
+    record_check(
+        res.details, "LeanCert (Lean 4 kernel)", tier="leancert", method=f"verify_bound, Taylor depth {pl.TAYLOR_DEPTH}",
+        statements=len(outs), status=lean_status, version=pl.LEANCERT_VERSION,
+    )
     res.details["leancert"] = info
     res.details["certifiers"] = {"arb": res.status, "leancert": lean_status, "agree": agree}
     if status != res.status:

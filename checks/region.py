@@ -40,6 +40,7 @@ from .verdict import Verdict, worst_status
 
 __all__ = [
     "REGION_CLAIMS", "DEFAULT_RADII", "DEFAULT_BUDGET", "scope_of", "region_settings", "region_check_factory",
+    "require_region",
     "certify_claim", "check_region", "aggregate_region", "coverage_region", "check_custom_region",
     "REGION_QUANTITIES",
 ]
@@ -106,45 +107,59 @@ def _d_Z(inst: Instance) -> int:
     return span_basis(pair_vectors(inst))[1]
 
 
+def require_region(cid: str) -> None:
+    """InvalidInput unless claim ``cid`` has a region certificate."""
+    if cid not in REGION_CLAIMS:
+        raise InvalidInput(
+            f"claim {cid} has no region certificate (scope region supports {', '.join(REGION_CLAIMS)} "
+            'and claims-file inequalities/chains with policy = "ball")'
+        )
+
+
 def region_check_factory(
-    cid: str, inst: Instance, opts: RunOptions, prec: int
+    cid: str, claim: Claim, inst: Instance, opts: RunOptions, prec: int
 ) -> Callable[[reg.RegionModel], reg.RegionCheck]:
-    """The region check of claim ``cid`` with the run's constants (RunOptions.constants)."""
-    from .claims.coverage import _num
+    """The region check of claim ``cid`` with the run's constants, exact (:func:`checks.constants.constant`:
+    "1/3" is 1/3), enclosed at the certificate's precision."""
+    from .constants import constant, instance_env
+
+    require_region(cid)
+    env: dict[str, Any] = instance_env(inst)
+    if cid == "D4":
+        env["d_Z"] = _d_Z(inst)
+
+    def c(name: str) -> Any:
+        return constant(opts, claim, name, env)
 
     if cid == "I1":
-        up, lf = _num(opts, "upper", 0.25), _num(opts, "lower_factor", 1.0)
-        return lambda m: reg.I1Check(m, arb(up), arb(lf))
+        up, lf = c("upper"), c("lower_factor")
+        return lambda m: reg.I1Check(m, up.arb(env), lf.arb(env))
     if cid == "I3":
-        lip = _num(opts, "lipschitz", 1.0)
-        return lambda m: reg.I3Check(m, arb(lip), prec)
+        lip = c("lipschitz")
+        return lambda m: reg.I3Check(m, lip.arb(env), prec)
     if cid == "I4":
-        rate = _num(opts, "rate", 1.0)
+        rate_c = c("rate")
 
         def i4(m: reg.RegionModel) -> reg.RegionCheck:
-            c2 = (2 * arb(rate) * m.D * m.region.radius_arb()).exp()
-            parts = [reg.CInfCheck(m, arb(rate)), reg.PencilCheck(m, "Sigma", c2, prec), reg.PencilCheck(m, "I", c2, prec)]
+            rate = rate_c.arb(env)
+            c2 = (2 * rate * m.D * m.region.radius_arb()).exp()
+            parts = [reg.CInfCheck(m, rate), reg.PencilCheck(m, "Sigma", c2, prec), reg.PencilCheck(m, "I", c2, prec)]
             return reg.AllOf(m, parts, "I4")
 
         return i4
-    if cid == "D4":
-        from .claims.design import _const
-
-        c = _const(opts, "D4", "c", 1, _d_Z(inst))
-        return lambda m: reg.D4Check(m, arb(c))
-    raise InvalidInput(
-        f"claim {cid} has no region certificate (scope region supports {', '.join(REGION_CLAIMS)} "
-        "and claims-file inequalities/chains with policy = \"ball\")"
-    )
+    cc = c("c")
+    return lambda m: reg.D4Check(m, cc.arb(env))
 
 
 def certify_claim(
     cid: str, inst: Instance, region: reg.Region, opts: RunOptions, budget_s: float = DEFAULT_BUDGET
 ) -> reg.RegionResult:
     """Python API: certify registered claim ``cid`` for every theta of ``region`` (a ball or a user box)."""
+    from .registry import get
+
     prec = _prec(opts)
     return reg.certify_region(
-        region_check_factory(cid, inst, opts, prec), inst, region, prec, budget_s=budget_s, seed=opts.seed
+        region_check_factory(cid, get(cid), inst, opts, prec), inst, region, prec, budget_s=budget_s, seed=opts.seed
     )
 
 
@@ -170,7 +185,7 @@ def _summary(r: reg.RegionResult) -> dict[str, Any]:
     return out
 
 
-def _replay_point(cid: str, inst: Instance, opts: RunOptions, rec: Mapping[str, Any]) -> InstanceResult:
+def _replay_point(cid: str, claim: Claim, inst: Instance, opts: RunOptions, rec: Mapping[str, Any]) -> InstanceResult:
     """Certify a recorded region counterexample again: the point is in the ball and violates the claim."""
     prec = _prec(opts)
     try:
@@ -183,7 +198,7 @@ def _replay_point(cid: str, inst: Instance, opts: RunOptions, rec: Mapping[str, 
         if theta.shape != (inst.d,) or not region.contains(theta):
             return InstanceResult("inconclusive", inst.name, details={"scope": "region", "replay": "point not in the ball"})
         model = reg.RegionModel(inst, region)
-        out = region_check_factory(cid, inst, opts, prec)(model).point(theta)
+        out = region_check_factory(cid, claim, inst, opts, prec)(model).point(theta)
     status = {"certified": "certified", "refuted": "refuted", "inconclusive": "inconclusive"}[out.status]
     cex = {"instance": inst.to_dict(), "parameters": dict(rec)} if status == "refuted" else None
     return InstanceResult(
@@ -195,10 +210,10 @@ def check_region(cid: str, claim: Claim, inst: Instance, opts: RunOptions) -> In
     """Region scope of registered claim ``cid`` on one instance: one certificate per radius."""
     rec = opts.extra.get("replay") or {}
     if isinstance(rec, Mapping) and rec.get("scope") == "region":
-        return _replay_point(cid, inst, opts, rec)
+        return _replay_point(cid, claim, inst, opts, rec)
     radii, budget = region_settings(opts)
     prec = _prec(opts)
-    factory = region_check_factory(cid, inst, opts, prec)
+    factory = region_check_factory(cid, claim, inst, opts, prec)
     results = [
         reg.certify_region(factory, inst, reg.Region.ball(inst.theta_star, r), prec, budget_s=budget, seed=opts.seed)
         for r in radii
@@ -224,6 +239,14 @@ def check_region(cid: str, claim: Claim, inst: Instance, opts: RunOptions) -> In
         "volume_measure": results[0].volume_measure if results else "",
         "prec_bits": prec,
     }
+    from .runner import record_check
+
+    for r, res in zip(radii, results):
+        record_check(
+            details, f"region branch and bound, ball r={r:g}", method=_METHOD.get(cid, ""), tier="arb",
+            prec_bits=prec, boxes=res.boxes_evaluated, certified_volume_fraction=res.certified_volume_fraction,
+            status=res.status,
+        )
     return InstanceResult(
         status,
         inst.name,
@@ -450,7 +473,9 @@ def check_custom_region(spec: Mapping[str, Any], claim: Claim, inst: Instance, o
     cex = None
     if res.status == "refuted" and res.counterexample is not None:
         cex = {"instance": inst.to_dict(), "parameters": {"scope": "region", "r": r, **res.counterexample}}
-    details = {
+    from .runner import record_check
+
+    details: dict[str, Any] = {
         "scope": "region",
         "radii": [r],
         "budget_s": budget,
@@ -463,6 +488,10 @@ def check_custom_region(spec: Mapping[str, Any], claim: Claim, inst: Instance, o
         "steps": [],
         "first_failing_step": (res.counterexample or {}).get("step"),
     }
+    record_check(
+        details, f"region branch and bound, ball r={r:g}", method=details["method"], tier="arb", prec_bits=prec,
+        boxes=res.boxes_evaluated, certified_volume_fraction=res.certified_volume_fraction, status=res.status,
+    )
     return InstanceResult(res.status, inst.name, counterexample=cex, details=details)
 
 

@@ -28,8 +28,7 @@ def _run(cid: str, check: CheckFn, claim: Claim, inst: Instance, opts: RunOption
     from . import region
 
     if region.scope_of(opts) == "region":
-        if cid not in region.REGION_CLAIMS:
-            region.region_check_factory(cid, inst, opts, 64)  # raises: no region certificate for cid
+        region.require_region(cid)  # a claim without a region certificate is refused, never run at points
         res = region.check_region(cid, claim, inst, opts)
     else:
         res = check(claim, inst, opts)
@@ -96,6 +95,11 @@ def plan_extra(args: Any, ids: Sequence[str], custom: Mapping[str, Mapping[str, 
 
     extra: dict[str, Any] = {}
     scope = getattr(args, "scope", None) or "points"
+    certifier = getattr(args, "certifier", None) or "arb"
+    if scope not in ("points", "region"):
+        raise InvalidInput(f"scope must be points or region, got scope={scope!r}")
+    if certifier not in ("arb", "leancert"):
+        raise InvalidInput(f"certifier must be arb or leancert, got certifier={certifier!r}")
     budget = getattr(args, "budget", None)
     radii_text = getattr(args, "radii", None)
     if budget is not None:
@@ -131,7 +135,7 @@ def plan_extra(args: Any, ids: Sequence[str], custom: Mapping[str, Mapping[str, 
             extra["radii"] = vals
     elif radii_text is not None:
         raise InvalidInput(f"radii needs --scope region, got radii={radii_text!r} with scope={scope}")
-    if (getattr(args, "certifier", None) or "arb") == "leancert":
+    if certifier == "leancert":
         from .lean import LEAN_CLAIMS, require_leancert
 
         require_leancert()

@@ -159,6 +159,12 @@ def _sq(a: Sequence[Fraction]) -> Fraction:
 # ----------------------------------------------------------------- statements
 #: a parameter vector: floats or a numpy array
 Vec = Sequence[float] | np.ndarray
+#: a claim constant: a float (its exact binary value) or an exact Fraction
+Num = float | Fraction
+
+
+def _show(x: Num) -> str:
+    return f"{float(x):g}" if not isinstance(x, Fraction) or x.denominator == 1 or x.denominator > 1000 else str(x)
 Build = Callable[[Any], tuple[Any, dict[str, tuple[Fraction, Fraction]]]]
 
 
@@ -332,7 +338,7 @@ def _Dx2(inst: Instance, x: int) -> Fraction:
     return best
 
 
-def i1_statements(inst: Instance, theta: Vec, upper: float, lower_factor: float, tag: str) -> list[Statement]:
+def i1_statements(inst: Instance, theta: Vec, upper: Num, lower_factor: Num, tag: str) -> list[Statement]:
     r"""I1 per pair at the point theta (W = ||theta||): sigma'(beta<theta,z>) <= up and >= lf sigma'(beta W D)."""
     b = q(inst.beta)
     th = [q(t) for t in theta]
@@ -345,21 +351,19 @@ def i1_statements(inst: Instance, theta: Vec, upper: float, lower_factor: float,
         lab = f"I1 {tag} pair (x={x}, y={y}, y'={yp})"
         ub, cb = bracket(u), bracket(c)
         out.append(
-            Statement("I1", lab + " upper", f"sigma'(u) <= {upper:g} for u in a dyadic interval around beta <theta, z>",
+            Statement("I1", lab + " upper", f"sigma'(u) <= {_show(upper)} for u in a dyadic interval around beta <theta, z>",
                       partial(_sp_stmt, u=ub), upper=up)
         )
         out.append(
             Statement("I1", lab + " lower",
-                      f"sigma'(u) >= {lower_factor:g} sigma'(w), u around beta <theta, z>, w around beta s, s <= ||theta|| D",
+                      f"sigma'(u) >= {_show(lower_factor)} sigma'(w), u around beta <theta, z>, w around beta s, s <= ||theta|| D",
                       partial(_sp_diff_stmt, u=ub, w=cb, lf=lf),
                       lower=Fraction(0))
         )
     return out
 
 
-def i1_region_statements(
-    inst: Instance, r: float, upper: float, lower_factor: float
-) -> list[Statement]:
+def i1_region_statements(inst: Instance, r: float, upper: Num, lower_factor: Num) -> list[Statement]:
     r"""I1 per pair over the ball ||theta - theta*|| <= r: u = beta <theta, z> ranges in
     ``beta (<theta*, z> +- r s_z)`` with s_z >= ||z|| rational; W = ||theta*|| + r, ``s_{WD} <= W D``."""
     b = q(inst.beta)
@@ -374,12 +378,12 @@ def i1_region_statements(
         lab = f"I1 ball r={r:g} pair (x={x}, y={y}, y'={yp})"
         dom = (bracket(c - h)[0], bracket(c + h)[1])
         out.append(
-            Statement("I1", lab + " upper", f"sigma'(u) <= {upper:g} for u in beta(<theta*, z> +- r||z||)",
+            Statement("I1", lab + " upper", f"sigma'(u) <= {_show(upper)} for u in beta(<theta*, z> +- r||z||)",
                       partial(_sp_stmt, u=dom), upper=up, relaxed=True, adaptive=32)
         )
         wb = bracket(b * s_wd)
         out.append(
-            Statement("I1", lab + " lower", f"sigma'(u) >= {lower_factor:g} sigma'(beta (||theta*|| + r) D) on the same u",
+            Statement("I1", lab + " lower", f"sigma'(u) >= {_show(lower_factor)} sigma'(beta (||theta*|| + r) D) on the same u",
                       partial(_sp_diff_stmt, u=dom, w=wb, lf=lf),
                       lower=Fraction(0), relaxed=True, adaptive=32)
         )
@@ -410,7 +414,7 @@ def _ratio_stmt(
     return e, dom
 
 
-def i3_statements(inst: Instance, pairs: Sequence[tuple[Vec, Vec]], lipschitz: float) -> list[Statement]:
+def i3_statements(inst: Instance, pairs: Sequence[tuple[Vec, Vec]], lipschitz: Num) -> list[Statement]:
     r"""I3 at the pairs (theta, theta'), per (x, y), both sides, without logs:
     ``e^{s} S_theta'(x,y) - S_theta(x,y) >= 0`` and ``e^{s} S_theta(x,y) - S_theta'(x,y) >= 0``,
     s <= L D_x ||theta' - theta|| rational."""
@@ -435,7 +439,7 @@ def i3_statements(inst: Instance, pairs: Sequence[tuple[Vec, Vec]], lipschitz: f
     return out
 
 
-def cinf_statements(inst: Instance, points: Sequence[tuple[float, Vec]], rate: float) -> list[Statement]:
+def cinf_statements(inst: Instance, points: Sequence[tuple[float, Vec]], rate: Num) -> list[Statement]:
     r"""I4's C_inf part at the points (r, theta), per (x, y): ``e^{s} S*(x,y) - S_theta(x,y) >= 0``, s <= rate D r."""
     D2 = _D2(inst)
     ts = [q(t) for t in inst.theta_star]
@@ -458,7 +462,7 @@ def cinf_statements(inst: Instance, points: Sequence[tuple[float, Vec]], rate: f
     return out
 
 
-def cinf_region_statements(inst: Instance, r: float, rate: float) -> list[Statement]:
+def cinf_region_statements(inst: Instance, r: float, rate: Num) -> list[Statement]:
     r"""I4's C_inf part over the ball ||theta - theta*|| <= r, per (x, y): with tau_{y'} = <theta, phi(x,y') - phi(x,y)>
     ranging independently in ``<theta*, v> +- r s_v`` (s_v >= ||v|| rational; a superset of the attainable set),
     ``e^{s} S*(x,y) - 1 - sum_{y'} (pi_ref(y')/pi_ref(y)) e^{tau_{y'}} >= 0``."""
@@ -495,7 +499,7 @@ def cinf_region_statements(inst: Instance, r: float, rate: float) -> list[Statem
     return out
 
 
-def i3_region_statements(inst: Instance, r: float, lipschitz: float, adaptive: int = 32) -> list[Statement]:
+def i3_region_statements(inst: Instance, r: float, lipschitz: Num, adaptive: int = 32) -> list[Statement]:
     r"""I3 over the ball ||theta - theta*|| <= r in its gradient form, per (x, y), without logs or roots:
     ``L^2 D_x^2 (sum_{y'} w_{y'})^2 - ||sum_{y'} w_{y'} (phi(x,y) - phi(x,y'))||^2 >= 0`` with
     ``w_{y'} = (pi_ref(y')/pi_ref(y)) e^{tau_{y'}}`` (w_y = 1), tau_{y'} ranging independently in
@@ -539,7 +543,7 @@ def i3_region_statements(inst: Instance, r: float, lipschitz: float, adaptive: i
     return out
 
 
-def e13_statements(bound: float, U: int = E13_RANGE) -> list[Statement]:
+def e13_statements(bound: Num, U: int = E13_RANGE) -> list[Statement]:
     r"""E13 on [-U, U]: on each interval [a, b] of 0, 1/4, 1/2, 1, 2, 4, ..., U (and its mirror),
     ``|1 - 2 sigma(u)| <= q_b`` with q_b rational in (tanh(b/2), 1) when bound = 1 (the strict claim), else ``<= bound``."""
     cuts = [Fraction(0), Fraction(1, 4), Fraction(1, 2)]
@@ -557,7 +561,7 @@ def e13_statements(bound: float, U: int = E13_RANGE) -> list[Statement]:
             txt = f"|1 - 2 sigma(u)| <= {float(up):.17g} < 1"
         else:
             up = B
-            txt = f"|1 - 2 sigma(u)| <= {bound:g}"
+            txt = f"|1 - 2 sigma(u)| <= {_show(bound)}"
         for sign, dom in ((1, (a, b)), (-1, (-b, -a))):
             out.append(
                 Statement(

@@ -147,3 +147,13 @@ def test_region_scope_refuses_claims_without_a_certificate_in_the_api() -> None:
 
     with pytest.raises(InvalidInput, match="no region certificate"):
         run_claim(get("I2"), [preset("tiny")], RunOptions(extra={"scope": "region"}))
+
+
+def test_python_api_audit_region_scope() -> None:
+    import prefcheck
+
+    (v,) = prefcheck.audit("I4", presets=["tiny"], scope="region", radii=[0.5], budget=10)
+    assert v.status == "certified" and v.details["scope"] == "region" and v.details["region"]["radii"] == [0.5]
+    assert any("region branch and bound" in c["name"] for c in v.details["checks"])
+    with pytest.raises(prefcheck.InvalidInput, match="scope must be points or region"):
+        prefcheck.audit("I4", presets=["tiny"], scope="everywhere")
