@@ -246,53 +246,46 @@ def _run_all(
                 continue
             t0 = time.perf_counter()
             try:
-                expr, dom = st.build(lc)
-                res = solver.verify_bound(expr, dom, upper=st.upper, lower=st.lower, config=cfg)
-            except Exception as exc:  # noqa: BLE001 - the kernel's failure is reported per statement
-                out.append(
-                    Outcome(st.claim, st.label, st.text, "error", reason=f"{type(exc).__name__}: {str(exc)[:200]}",
-                            seconds=time.perf_counter() - t0)
-                )
-                continue
-            if "provenance" not in prov.get("kernel", {}) and getattr(res, "provenance", None) is not None:
-                p = res.provenance
-                prov["kernel"] = {
-                    "provenance": True,
-                    "lean_version": getattr(p, "lean_version", None),
-                    "bridge_version": getattr(p, "bridge_version", None),
-                }
-            enc = _enclosure(res)
-            kind = type(res).__name__
-            status, reason = ("verified", "") if kind == "Verified" else ("inconclusive", f"{kind}: {getattr(res, 'reason', '')}")
-            if status != "verified" and st.adaptive > 0:
-                acfg = lc.AdaptiveConfig(parallel=False, max_splits=st.adaptive)
-                ar = lc.verify_bound_adaptive(solver, expr, dom, upper=st.upper, lower=st.lower,
-                                              adaptive_config=acfg, solver_config=cfg)
-                if ar.verified:
-                    status, reason = "verified", f"adaptive splitting, {len(ar.results)} subdomain(s) checked"
-                else:
-                    reason += f"; adaptive splitting: not verified after {ar.total_splits} split(s)"
-            if st.relaxed and status != "verified":
-                reason += "; the statement is over a superset of the region, so its failure refutes nothing"
-            elif status != "verified" and enc is not None:
-                lo, hi = enc
-                neg: tuple[str, Fraction] | None = None
-                if st.lower is not None and hi < st.lower:
-                    neg = ("upper", (hi + st.lower) / 2)
-                elif st.upper is not None and lo > st.upper:
-                    neg = ("lower", (lo + st.upper) / 2)
-                if neg is not None:
-                    kw = {neg[0]: neg[1]}
-                    r2 = solver.verify_bound(expr, dom, config=cfg, **kw)
-                    if type(r2).__name__ == "Verified":
-                        status = "refuted"
-                        reason = f"LeanCert verified expr {'<=' if neg[0] == 'upper' else '>='} {float(neg[1]):.6g}"
-            out.append(
-                Outcome(
-                    st.claim, st.label, st.text, status,
-                    None if enc is None else (float(enc[0]), float(enc[1])), reason, time.perf_counter() - t0,
-                )
-            )
+                o = _one(lc, solver, cfg, st, prov)
+            except Exception as exc:  # noqa: BLE001 - the kernel's failure is reported per statement, never hidden
+                o = Outcome(st.claim, st.label, st.text, "error", reason=f"{type(exc).__name__}: {str(exc)[:200]}")
+            o.seconds = time.perf_counter() - t0
+            out.append(o)
+
+
+def _one(lc: Any, solver: Any, cfg: Any, st: Statement, prov: dict[str, Any]) -> Outcome:
+    """One statement: checked verification, then adaptive splitting (if asked), then a refutation attempt."""
+    expr, dom = st.build(lc)
+    res = solver.verify_bound(expr, dom, upper=st.upper, lower=st.lower, config=cfg)
+    if "kernel" not in prov and getattr(res, "provenance", None) is not None:
+        p = res.provenance
+        prov["kernel"] = {"lean_version": getattr(p, "lean_version", None), "bridge_version": getattr(p, "bridge_version", None)}
+    enc = _enclosure(res)
+    kind = type(res).__name__
+    status, reason = ("verified", "") if kind == "Verified" else ("inconclusive", f"{kind}: {getattr(res, 'reason', '')}")
+    if status != "verified" and st.adaptive > 0:
+        acfg = lc.AdaptiveConfig(parallel=False, max_splits=st.adaptive)
+        ar = lc.verify_bound_adaptive(solver, expr, dom, upper=st.upper, lower=st.lower, adaptive_config=acfg,
+                                      solver_config=cfg)
+        if ar.verified:
+            status, reason = "verified", f"adaptive splitting, {len(ar.results)} subdomain(s) checked"
+        else:
+            reason += f"; adaptive splitting: not verified after {ar.total_splits} split(s)"
+    if st.relaxed and status != "verified":
+        reason += "; the statement is over a superset of the region, so its failure refutes nothing"
+    elif status != "verified" and enc is not None:
+        lo, hi = enc
+        neg: tuple[str, Fraction] | None = None
+        if st.lower is not None and hi < st.lower:
+            neg = ("upper", (hi + st.lower) / 2)
+        elif st.upper is not None and lo > st.upper:
+            neg = ("lower", (lo + st.upper) / 2)
+        if neg is not None:
+            r2 = solver.verify_bound(expr, dom, config=cfg, **{neg[0]: neg[1]})
+            if type(r2).__name__ == "Verified":
+                status = "refuted"
+                reason = f"LeanCert verified expr {'<=' if neg[0] == 'upper' else '>='} {float(neg[1]):.6g}"
+    return Outcome(st.claim, st.label, st.text, status, None if enc is None else (float(enc[0]), float(enc[1])), reason)
 
 
 # ------------------------------------------------------------------ builders
