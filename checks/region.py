@@ -367,6 +367,8 @@ class _CustomCheck(reg.RegionCheck):
         if "C_inf" in need:
             w = self._cinf._worst(bd.lp())
             vals["C_inf"] = w.exp()
+        # C_dev = lambda_max(E_x S_pi*, E_x S_pi) is the C_Sigma pencil with both sides halved: E14
+        # (sum_{y,y'} pi pi' z z^T = 2 Var, an exact identity, certified by the E14 claim), so it shares its enclosure
         for name, kind in (("C_Sigma", "Sigma"), ("C_dev", "Sigma"), ("C_I", "I")):
             if name in need:
                 pc = self._pencil(kind)
