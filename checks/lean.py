@@ -176,6 +176,7 @@ def aggregate_lean(v: Verdict, results: list[InstanceResult]) -> None:
     lean_counts: dict[str, int] = {}
     arb_counts: dict[str, int] = {}
     n_stmt = 0
+    stmt_counts: dict[str, int] = {}
     disagree = 0
     not_verified: list[dict[str, Any]] = []
     for r in rows:
@@ -183,6 +184,8 @@ def aggregate_lean(v: Verdict, results: list[InstanceResult]) -> None:
         lean_counts[c["leancert"]] = lean_counts.get(c["leancert"], 0) + 1
         arb_counts[c["arb"]] = arb_counts.get(c["arb"], 0) + 1
         n_stmt += int(r.details["leancert"]["statements"])
+        for k, n in r.details["leancert"].get("counts", {}).items():
+            stmt_counts[k] = stmt_counts.get(k, 0) + int(n)
         disagree += int(c["agree"] is False)
         not_verified += [{"instance": r.instance, **x} for x in r.details["leancert"]["not_verified"][:3]]
     both = sum(1 for r in rows if r.details["certifiers"]["arb"] == r.details["certifiers"]["leancert"] == "certified")
@@ -193,6 +196,7 @@ def aggregate_lean(v: Verdict, results: list[InstanceResult]) -> None:
         "certified_by_both": both,
         "disagreements": disagree,
         "leancert_statements": n_stmt,
+        "leancert_statement_counts": stmt_counts,
         "leancert_version": pl.LEANCERT_VERSION,
         "taylor_depth": pl.TAYLOR_DEPTH,
         "leancert_not_exported": first.get("not_exported", ""),
