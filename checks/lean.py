@@ -74,7 +74,7 @@ def statements_for(cid: str, claim: Claim, inst: Instance, opts: RunOptions, sco
     def rat(name: str, safe: str) -> Fraction:
         return _rational(claim, opts, name, inst, safe)
 
-    radii: list[float] = []
+    radii: list[Fraction] = []
     if scope == "region":
         from .region import region_settings
 

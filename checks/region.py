@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -71,26 +72,29 @@ def scope_of(opts: RunOptions) -> str:
     return s
 
 
-def _radii_list(raw: Any, key: str) -> list[float]:
-    if isinstance(raw, (int, float, str)) and not isinstance(raw, bool):
+def parse_radii(raw: Any, key: str) -> list[Fraction]:
+    """Ball radii, exactly: numbers or rational texts ("1/4", "0.3" is 3/10), each > 0."""
+    from .constants import read
+
+    if isinstance(raw, (int, float, str, Fraction)) and not isinstance(raw, bool):
         raw = [raw]
     try:
-        vals = [float(v) for v in raw]
-    except (TypeError, ValueError):
-        raise InvalidInput(f"{key} must be a list of numbers > 0, got {key}={raw!r}") from None
-    if not vals or any(not math.isfinite(v) or v <= 0 for v in vals):
-        raise InvalidInput(f"{key} must be a list of numbers > 0, got {key}={raw!r}")
-    return vals
+        vals = [read(v, key).exact({}) for v in raw]
+    except (TypeError, InvalidInput):
+        raise InvalidInput(f"{key} must be a list of rational numbers > 0, got {key}={raw!r}") from None
+    if not vals or any(v is None or v <= 0 for v in vals):
+        raise InvalidInput(f"{key} must be a list of rational numbers > 0, got {key}={raw!r}")
+    return [v for v in vals if v is not None]
 
 
-def region_settings(opts: RunOptions) -> tuple[list[float], float]:
-    """(radii, budget seconds) of a region run: ``extra["radii"]``, else I4's ``radii`` constant, else (0.25, 1)."""
+def region_settings(opts: RunOptions) -> tuple[list[Fraction], float]:
+    """(radii, budget seconds) of a region run: ``extra["radii"]``, else I4's ``radii`` constant, else (1/4, 1)."""
     if opts.extra.get("radii") is not None:
-        radii = _radii_list(opts.extra["radii"], "radii")
+        radii = parse_radii(opts.extra["radii"], "radii")
     elif opts.constants.get("radii") is not None:
-        radii = _radii_list(opts.constants["radii"], "constants.radii")
+        radii = parse_radii(opts.constants["radii"], "constants.radii")
     else:
-        radii = list(DEFAULT_RADII)
+        radii = [Fraction(1, 4), Fraction(1)]
     budget = opts.extra.get("budget", DEFAULT_BUDGET)
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not (math.isfinite(budget) and budget > 0):
         raise InvalidInput(f"budget must be a number of seconds > 0, got budget={budget!r}")
@@ -189,7 +193,7 @@ def _replay_point(cid: str, claim: Claim, inst: Instance, opts: RunOptions, rec:
     """Certify a recorded region counterexample again: the point is in the ball and violates the claim."""
     prec = _prec(opts)
     try:
-        r = float(rec["r"])
+        r = parse_radii(rec.get("r_exact", rec["r"]), "replay.r")[0]
         theta = np.asarray(rec["theta"], dtype=np.float64)
     except (KeyError, TypeError, ValueError):
         raise InvalidInput("replay parameters of a region counterexample need r and theta") from None
@@ -202,7 +206,7 @@ def _replay_point(cid: str, claim: Claim, inst: Instance, opts: RunOptions, rec:
     status = {"certified": "certified", "refuted": "refuted", "inconclusive": "inconclusive"}[out.status]
     cex = {"instance": inst.to_dict(), "parameters": dict(rec)} if status == "refuted" else None
     return InstanceResult(
-        status, inst.name, counterexample=cex, details={"scope": "region", "replayed_point": theta.tolist(), "r": r}
+        status, inst.name, counterexample=cex, details={"scope": "region", "replayed_point": theta.tolist(), "r": float(r)}
     )
 
 
@@ -222,14 +226,15 @@ def check_region(cid: str, claim: Claim, inst: Instance, opts: RunOptions) -> In
     cex = None
     for r, res in zip(radii, results):
         if res.status == "refuted" and res.counterexample is not None:
-            params = {"scope": "region", "r": r, "region": res.region, **res.counterexample}
+            params = {"scope": "region", "r": float(r), "r_exact": res.region.get("r_exact"), "region": res.region,
+                      **res.counterexample}
             params.update({k: v for k, v in opts.constants.items() if isinstance(v, (int, float, str))})
             cex = {"instance": inst.to_dict(), "parameters": params}
             break
     highs = [res.value_bracket[1] for res in results if res.value_bracket and math.isfinite(res.value_bracket[1])]
     details: dict[str, Any] = {
         "scope": "region",
-        "radii": radii,
+        "radii": [float(r) for r in radii],
         "budget_s": budget,
         "boxes": sum(r.boxes_evaluated for r in results),
         "certified_volume_fraction": min(r.certified_volume_fraction for r in results),
@@ -241,9 +246,9 @@ def check_region(cid: str, claim: Claim, inst: Instance, opts: RunOptions) -> In
     }
     from .runner import record_check
 
-    for r, res in zip(radii, results):
+    for res in results:
         record_check(
-            details, f"region branch and bound, ball r={r:g}", method=_METHOD.get(cid, ""), tier="arb",
+            details, f"region branch and bound, ball r={res.region.get('r_exact')}", method=_METHOD.get(cid, ""), tier="arb",
             prec_bits=prec, boxes=res.boxes_evaluated, certified_volume_fraction=res.certified_volume_fraction,
             status=res.status,
         )
@@ -306,7 +311,7 @@ def _short(v: Any) -> str:
 
 
 # ---------------------------------------------------------------- coverage --region
-def coverage_region(inst: Instance, r: float, dps: int, budget_s: float = DEFAULT_BUDGET, rtol: float = 1e-3) -> dict[str, Any]:
+def coverage_region(inst: Instance, r: float | Fraction, dps: int, budget_s: float = DEFAULT_BUDGET, rtol: float = 1e-3) -> dict[str, Any]:
     """Certified brackets of sup_{||theta - theta*|| <= r} C_I(pi*; pi_theta; theta*) and of N_gen(r)."""
     prec = bits_for_dps(check_dps(dps))
     out = reg.n_gen_bracket(inst, r, prec, budget_s=budget_s, rtol=rtol)

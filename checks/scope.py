@@ -126,13 +126,11 @@ def plan_extra(args: Any, ids: Sequence[str], custom: Mapping[str, Mapping[str, 
                 used = set().union(*(e.symbols for e in _exprs(spec))) - set(spec["params"])
                 check_quantities(spec["steps"], used, f"claims: {cid}")
         if radii_text is not None:
-            from .commands.common import parse_vector
+            from .region import parse_radii
 
-            parts = [t for t in str(radii_text).split(",") if t.strip()]
-            vals = parse_vector("radii", str(radii_text), max(1, len(parts)))
-            if any(v <= 0 for v in vals):
-                raise InvalidInput(f"radii must be numbers > 0, got radii={radii_text!r}")
-            extra["radii"] = vals
+            parts = [t.strip() for t in str(radii_text).split(",") if t.strip()]
+            parse_radii(parts, "radii")  # exact: "0.3" is 3/10; each > 0
+            extra["radii"] = parts
     elif radii_text is not None:
         raise InvalidInput(f"radii needs --scope region, got radii={radii_text!r} with scope={scope}")
     if certifier == "leancert":

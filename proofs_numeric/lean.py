@@ -356,7 +356,7 @@ def i1_statements(inst: Instance, theta: Vec, upper: Num, lower_factor: Num, tag
     return out
 
 
-def i1_region_statements(inst: Instance, r: float, upper: Num, lower_factor: Num) -> list[Statement]:
+def i1_region_statements(inst: Instance, r: Num, upper: Num, lower_factor: Num) -> list[Statement]:
     r"""I1 per pair over the ball ||theta - theta*|| <= r: u = beta <theta, z> ranges in
     ``beta (<theta*, z> +- r s_z)`` with s_z >= ||z|| rational; W = ||theta*|| + r, ``s_{WD} <= W D``."""
     b = q(inst.beta)
@@ -368,7 +368,7 @@ def i1_region_statements(inst: Instance, r: float, upper: Num, lower_factor: Num
     for x, y, yp, z in _pair_list(inst):
         c = b * _dot(ts, z)
         h = b * rr * sqrt_upper(_sq(z))
-        lab = f"I1 ball r={r:g} pair (x={x}, y={y}, y'={yp})"
+        lab = f"I1 ball r={_show(r)} pair (x={x}, y={y}, y'={yp})"
         dom = (bracket(c - h)[0], bracket(c + h)[1])
         out.append(
             Statement("I1", lab + " upper", f"sigma'(u) <= {_show(upper)} for u in beta(<theta*, z> +- r||z||)",
@@ -432,7 +432,7 @@ def i3_statements(inst: Instance, pairs: Sequence[tuple[Vec, Vec]], lipschitz: N
     return out
 
 
-def cinf_statements(inst: Instance, points: Sequence[tuple[float, Vec]], rate: Num) -> list[Statement]:
+def cinf_statements(inst: Instance, points: Sequence[tuple[Num, Vec]], rate: Num) -> list[Statement]:
     r"""I4's C_inf part at the points (r, theta), per (x, y): ``e^{s} S*(x,y) - S_theta(x,y) >= 0``, s <= rate D r."""
     D2 = _D2(inst)
     ts = [q(t) for t in inst.theta_star]
@@ -446,7 +446,7 @@ def cinf_statements(inst: Instance, points: Sequence[tuple[float, Vec]], rate: N
             for y in range(inst.K):
                 out.append(
                     Statement(
-                        "I4", f"I4:C_inf point#{i} r={r:g} (x={x}, y={y})",
+                        "I4", f"I4:C_inf point#{i} r={_show(r)} (x={x}, y={y})",
                         "pi*(y|x) / pi_theta(y|x) <= e^{rate D r}",
                         partial(_ratio_stmt, inst=inst, s=s, top=ts, bottom=th, x=x, y=y),
                         lower=Fraction(0),
@@ -455,7 +455,7 @@ def cinf_statements(inst: Instance, points: Sequence[tuple[float, Vec]], rate: N
     return out
 
 
-def cinf_region_statements(inst: Instance, r: float, rate: Num) -> list[Statement]:
+def cinf_region_statements(inst: Instance, r: Num, rate: Num) -> list[Statement]:
     r"""I4's C_inf part over the ball ||theta - theta*|| <= r, per (x, y): with tau_{y'} = <theta, phi(x,y') - phi(x,y)>
     ranging independently in ``<theta*, v> +- r s_v`` (s_v >= ||v|| rational; a superset of the attainable set),
     ``e^{s} S*(x,y) - 1 - sum_{y'} (pi_ref(y')/pi_ref(y)) e^{tau_{y'}} >= 0``."""
@@ -485,14 +485,14 @@ def cinf_region_statements(inst: Instance, r: float, rate: Num) -> list[Statemen
                 return lc.exp(lc.var("s")) * _S(lc, inst, ts, x, y, "a", full) - tot, full
 
             out.append(
-                Statement("I4", f"I4:C_inf ball r={r:g} (x={x}, y={y})",
+                Statement("I4", f"I4:C_inf ball r={_show(r)} (x={x}, y={y})",
                           "pi*(y|x) / pi_theta(y|x) <= e^{rate D r} for every theta of the ball", build, lower=Fraction(0),
                           relaxed=True, adaptive=32)
             )
     return out
 
 
-def i3_region_statements(inst: Instance, r: float, lipschitz: Num, adaptive: int = 32) -> list[Statement]:
+def i3_region_statements(inst: Instance, r: Num, lipschitz: Num, adaptive: int = 32) -> list[Statement]:
     r"""I3 over the ball ||theta - theta*|| <= r in its gradient form, per (x, y), without logs or roots:
     ``L^2 D_x^2 (sum_{y'} w_{y'})^2 - ||sum_{y'} w_{y'} (phi(x,y) - phi(x,y'))||^2 >= 0`` with
     ``w_{y'} = (pi_ref(y')/pi_ref(y)) e^{tau_{y'}}`` (w_y = 1), tau_{y'} ranging independently in
@@ -529,7 +529,7 @@ def i3_region_statements(inst: Instance, r: float, lipschitz: Num, adaptive: int
                 return lim * tot * tot - norm2, dict(dom)
 
             out.append(
-                Statement("I3", f"I3 ball r={r:g} (x={x}, y={y})",
+                Statement("I3", f"I3 ball r={_show(r)} (x={x}, y={y})",
                           "||phi(x,y) - mu_theta(x)||^2 <= L^2 D_x^2 for every theta of the ball", build,
                           lower=Fraction(0), relaxed=True, adaptive=adaptive)
             )

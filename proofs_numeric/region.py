@@ -63,10 +63,11 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, Literal
 
 import numpy as np
-from flint import arb, arb_mat
+from flint import arb, arb_mat, fmpq
 
 from . import fast
 from .certify import arb_prec, gen_eig_max, pd_report
@@ -201,6 +202,16 @@ class Box:
         return {"lo": list(self.lo), "hi": list(self.hi)}
 
 
+def _qtext(q: Fraction | None) -> str:
+    """A Fraction as short text: 0.25 (a short decimal), 3/10, or 1/3."""
+    if q is None:
+        return "?"
+    f = float(q)
+    if Fraction(repr(f)) == q:
+        return f"{f:g}" if Fraction(f"{f:g}") == q else repr(f)
+    return f"{q.numerator}/{q.denominator}"
+
+
 def _ball_volume(d: int, r: float) -> float:
     return float(math.pi ** (d / 2) * r**d / math.gamma(d / 2 + 1))
 
@@ -214,14 +225,32 @@ class Region:
     """
 
     centre: tuple[float, ...]
+    #: the ball's radius as a float rounded up (float work: bounding boxes, search points)
     radius: float | None = None
     box: Box | None = None
+    #: the ball's exact radius (what every certificate uses, through :meth:`r_arb`)
+    radius_exact: Fraction | None = None
 
     @classmethod
-    def ball(cls, centre: Vec, r: float) -> Region:
-        if not (isinstance(r, (int, float)) and math.isfinite(r) and r > 0):
+    def ball(cls, centre: Vec, r: float | Fraction) -> Region:
+        """The ball ||theta - centre|| <= r; r a float (its exact binary value) or a Fraction (exact: 3/10)."""
+        if isinstance(r, bool) or not isinstance(r, (int, float, Fraction)):
+            raise InvalidInput(f"region radius must be a number > 0, got r={r!r}")
+        if isinstance(r, float) and not math.isfinite(r):
             raise InvalidInput(f"region radius must be a finite number > 0, got r={r!r}")
-        return cls(tuple(float(v) for v in centre), float(r), None)
+        rq = Fraction(r)
+        if rq <= 0:
+            raise InvalidInput(f"region radius must be > 0, got r={r!r}")
+        f = float(rq)
+        if Fraction(f) < rq:
+            f = math.nextafter(f, math.inf)
+        return cls(tuple(float(v) for v in centre), f, None, rq)
+
+    def r_arb(self) -> arb:
+        """A ball containing the exact radius (the certificates compare against it)."""
+        assert self.radius_exact is not None
+        q = self.radius_exact
+        return arb(fmpq(q.numerator, q.denominator))
 
     @classmethod
     def of_box(cls, centre: Vec, lo: Vec, hi: Vec) -> Region:
@@ -258,7 +287,7 @@ class Region:
     def radius_arb(self) -> arb:
         """The ball's radius r, or for a box the largest distance from theta* to it (an enclosure)."""
         if self.radius is not None:
-            return arb(self.radius)
+            return self.r_arb()
         assert self.box is not None
         s = arb(0)
         for c, a, b in zip(self.centre, self.box.lo, self.box.hi):
@@ -271,7 +300,7 @@ class Region:
             s = arb(0)
             for c in self.centre:
                 s += arb(c) * arb(c)
-            return s.sqrt() + arb(self.radius)
+            return s.sqrt() + self.r_arb()
         assert self.box is not None
         s = arb(0)
         for a, b in zip(self.box.lo, self.box.hi):
@@ -290,7 +319,7 @@ class Region:
             if any(a > b for a, b in zip(lo, hi)):
                 return None
             return Box.of(lo, hi)
-        r2 = arb(self.radius) ** 2  # type: ignore[operator]
+        r2 = self.r_arb() ** 2
         off = self.offsets(box)
         mins = [sqr(o).lower() for o in off]
         total = sum(mins, arb(0))
@@ -315,7 +344,7 @@ class Region:
         s = arb(0)
         for t, c in zip(theta, self.centre):
             s += (arb(float(t)) - arb(c)) ** 2
-        return bool(s <= arb(self.radius) ** 2)  # type: ignore[operator]
+        return bool(s <= self.r_arb() ** 2)
 
     def inside_box(self, box: Box) -> bool:
         """Certified: the whole box lies in the region."""
@@ -324,7 +353,7 @@ class Region:
                 a <= b for a, b in zip(box.hi, self.box.hi)
             )
         s = sum((sqr(o).upper() for o in self.offsets(box)), arb(0))
-        return bool(s <= arb(self.radius) ** 2)  # type: ignore[operator]
+        return bool(s <= self.r_arb() ** 2)
 
     def point_in(self, box: Box) -> np.ndarray | None:
         """A float point of box ∩ region, certified in the region (None when none was found)."""
@@ -346,18 +375,21 @@ class Region:
         t = _dot(off, v)
         if self.radius is None:
             return t
-        rv = arb(self.radius) * vnorm
+        rv = self.r_arb() * vnorm
         return _meet(t, _hull(-rv, rv))
 
     def describe(self) -> dict[str, Any]:
         if self.radius is not None:
-            return {"kind": "ball", "centre": "theta*", "theta_star": list(self.centre), "r": self.radius}
+            return {
+                "kind": "ball", "centre": "theta*", "theta_star": list(self.centre), "r": float(self.radius_exact or 0),
+                "r_exact": _qtext(self.radius_exact),
+            }
         assert self.box is not None
         return {"kind": "box", **self.box.to_dict()}
 
     def text(self) -> str:
         if self.radius is not None:
-            return f"||theta - theta*|| <= {self.radius:g}"
+            return f"||theta - theta*|| <= {_qtext(self.radius_exact)}"
         assert self.box is not None
         return "theta in the box " + " x ".join(f"[{a:g}, {b:g}]" for a, b in zip(self.box.lo, self.box.hi))
 
@@ -1459,7 +1491,7 @@ class _Score(RegionCheck):
 
 
 def n_gen_bracket(
-    inst: Instance, r: float, prec: int, *, budget_s: float = 30.0, rtol: float = 1e-3, seed: int = 0
+    inst: Instance, r: float | Fraction, prec: int, *, budget_s: float = 30.0, rtol: float = 1e-3, seed: int = 0
 ) -> dict[str, Any]:
     r"""N_gen(r) = d sup_{||theta - theta*|| <= r} C_I(pi*; pi_theta; theta*) / r^2 (THEORY.md section 5), certified:
     ``[d lo / r^2, d hi / r^2]`` from :func:`sup_pencil` with kind ``I`` on the ball; also the I4 closed form
@@ -1468,7 +1500,7 @@ def n_gen_bracket(
     region = Region.ball(inst.theta_star, r)
     s = sup_pencil(inst, region, "I", prec, budget_s=budget_s, rtol=rtol, seed=seed)
     with arb_prec(prec):
-        rr = arb(float(r))
+        rr = region.r_arb()
         k = arb(inst.d) / (rr * rr)
         n_lo = float_down(k * arb(s.lo)) if math.isfinite(s.lo) else -math.inf
         n_hi = float_up(k * arb(s.hi)) if math.isfinite(s.hi) else math.inf
@@ -1476,6 +1508,7 @@ def n_gen_bracket(
         closed_hi = float_up(closed)
     return {
         "r": float(r),
+        "r_exact": _qtext(Fraction(r)),
         "N_gen": [n_lo, n_hi],
         "sup_C_I": [s.lo, s.hi],
         "theta_at_lower": s.theta_lo,

@@ -271,3 +271,22 @@ def test_sup_bracket_of_c_i_contains_points_of_the_ball() -> None:
         assert cov.c_fisher_fast(inst, th) <= hi * (1 + 1e-9)
     if out["stopped"] == "converged":
         assert hi <= lo * (1 + 1e-2) * (1 + 1e-12)
+
+
+def test_the_radius_is_exact() -> None:
+    """A radius 3/10 is 3/10 (not the double 0.29999999999999998890): the ball of the certificate contains
+    points the double's ball does not, and the bound e^{rate D r} is at the exact r."""
+    from fractions import Fraction
+
+    inst = preset("tiny")
+    c = np.asarray(inst.theta_star)
+    exact, dbl = R.Region.ball(c, Fraction(3, 10)), R.Region.ball(c, 0.3)
+    assert exact.radius_exact == Fraction(3, 10) and dbl.radius_exact == Fraction(0.3) < Fraction(3, 10)
+    assert exact.describe()["r_exact"] == "0.3" and R.Region.ball(c, Fraction(1, 3)).describe()["r_exact"] == "1/3"
+    u = np.array([1.0, 0.0])
+    p = c + u * float(Fraction(3, 10))  # distance from c: within a few ulps of 3/10
+    with arb_prec(PREC):
+        d2 = sum((arb(float(a)) - arb(float(b))) ** 2 for a, b in zip(p, c))
+        if d2 <= arb(3) ** 2 / 100:  # the point is in the exact ball
+            assert exact.contains(p)
+        assert exact.r_arb().contains(arb(3) / 10)

@@ -157,3 +157,11 @@ def test_python_api_audit_region_scope() -> None:
     assert any("region branch and bound" in c["name"] for c in v.details["checks"])
     with pytest.raises(prefcheck.InvalidInput, match="scope must be points or region"):
         prefcheck.audit("I4", presets=["tiny"], scope="everywhere")
+
+
+def test_radii_are_exact_rationals(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "audit", "--claims", "I1", "--scope", "region", "--radii", "1/3", "--workers", "1", "--json", "-")
+    assert code == 0, err
+    (v,) = json.loads(out)
+    (inst0,) = v["details"]["regions"][:1]
+    assert inst0["radii"][0]["region"]["r_exact"] == "1/3"
