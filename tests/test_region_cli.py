@@ -84,7 +84,8 @@ def test_coverage_region_prints_certified_brackets(capsys: pytest.CaptureFixture
         (["audit", "--claims", "I4", "--radii", "0.5"], "radii needs --scope region"),
         (["audit", "--claims", "I4", "--scope", "region", "--radii", "0.5,-1"], "radii"),
         (["audit", "--claims", "I4", "--scope", "region", "--budget", "0"], "budget"),
-        (["coverage", "--preset", "tiny", "--region", "-1"], "region must be a finite radius > 0"),
+        (["coverage", "--preset", "tiny", "--region", "-1"], "region must be a list of rational numbers > 0"),
+        (["coverage", "--preset", "tiny", "--region", "pi"], "region"),
         (["coverage", "--preset", "tiny", "--region", "0.3", "--budget", "0"], "budget"),
     ],
 )

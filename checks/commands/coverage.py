@@ -57,7 +57,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--region",
         metavar="R",
-        type=float,
         default=None,
         help="also certify brackets of sup C_I over the ball ||theta - theta*|| <= R and of N_gen(R) (checks.region)",
     )
@@ -153,9 +152,11 @@ def run(args: argparse.Namespace) -> int:
     at = parse_vector("at", args.at, inst.d) if args.at is not None else None
     if not (isinstance(args.r, float) and math.isfinite(args.r) and args.r > 0):
         raise InvalidInput(f"r must be a finite number > 0, got r={args.r!r}")
-    region_r = getattr(args, "region", None)
-    if region_r is not None and not (math.isfinite(region_r) and region_r > 0):
-        raise InvalidInput(f"region must be a finite radius > 0, got region={region_r!r}")
+    region_r = None
+    if getattr(args, "region", None) is not None:
+        from ..region import parse_radii
+
+        region_r = parse_radii(str(args.region), "region")[0]  # exact: "0.3" is 3/10
     budget = getattr(args, "budget", 30.0)
     if not (isinstance(budget, float) and math.isfinite(budget) and budget > 0):
         raise InvalidInput(f"budget must be a number of seconds > 0, got budget={budget!r}")
@@ -174,14 +175,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _region_lines(reg: dict[str, Any]) -> str:
-    r = reg["r"]
+    r = reg["r_exact"]
     lo, hi = reg["sup_C_I"]
     nlo, nhi = reg["N_gen"]
     return (
-        f"region ||theta - theta*|| <= {r:g} (certified by branch and bound, {reg['boxes_evaluated']} boxes, "
+        f"region ||theta - theta*|| <= {r} (certified by branch and bound, {reg['boxes_evaluated']} boxes, "
         f"{reg['elapsed_s']:.1f} s, stopped: {reg['stopped']}):\n"
         f"  sup C_I(pi*; pi_theta; theta*) over the ball in [{_fmt_dir(lo, False, 10)}, {_fmt_dir(hi, True, 10)}]\n"
-        f"  N_gen({r:g}) = d sup C_I / r^2 in [{_fmt_dir(nlo, False, 10)}, {_fmt_dir(nhi, True, 10)}]  "
+        f"  N_gen({r}) = d sup C_I / r^2 in [{_fmt_dir(nlo, False, 10)}, {_fmt_dir(nhi, True, 10)}]  "
         f"(I4 closed form: {_fmt_dir(reg['I4_closed_form'], True, 6)})"
     )
 
