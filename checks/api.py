@@ -33,6 +33,10 @@ def audit(
     scheduler: str | None = None,
     out: str | Path | None = None,
     resume: bool = False,
+    scope: str = "points",
+    budget: float | None = None,
+    radii: Sequence[float] | None = None,
+    certifier: str = "arb",
 ) -> list[Verdict]:
     """Run claims as ``prefcheck audit`` does and return their verdicts (in plan order).
 
@@ -46,6 +50,10 @@ def audit(
     dps, seed, replications, level : as the CLI flags.
     workers : local worker processes (1: in this process); ``scheduler``: a Dask address.
     out : write verdicts.jsonl, the reports and counterexamples/ there (``resume`` continues a run).
+    scope, budget, radii : ``"region"`` certifies I1, I3, I4, D4 (and claims-file inequalities with policy
+        ball) for every theta of the balls ||theta - theta*|| <= r, r in ``radii``, ``budget`` seconds each
+        (as ``--scope region --budget S --radii R,...``; see :mod:`checks.region`).
+    certifier : ``"leancert"`` also verifies the scalar statements with LeanCert (as ``--certifier``).
 
     Raises :class:`proofs_numeric.errors.PrefcheckError` (InvalidInput) on bad input, before any work.
     """
@@ -62,7 +70,8 @@ def audit(
         instances=instances if given is None else None,
         dps=dps, seed=seed, out=None if out is None else str(out), resume=resume, workers=workers,
         scheduler=scheduler, json=None, replications=replications, level=level, batch_seconds=1.0,
-        connect_timeout=10.0,
+        connect_timeout=10.0, scope=scope, budget=budget, certifier=certifier,
+        radii=None if radii is None else ",".join(repr(float(r)) for r in radii),
     )
     plan = build_plan(args)
     if presets is not None:

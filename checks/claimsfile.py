@@ -39,6 +39,8 @@ Example::
     steps = ["C_I", "C_inf**2", "exp(2*D*r)"]
     policy = "ball"
     params = { r = 0.3 }
+    # scope = "region"                   # every theta with ||theta - theta*|| <= r, not one point of the
+                                         # sphere (policy "ball" only; checks.region, box enclosures)
 
 Semantics of a custom inequality ``lhs <= rhs`` on one instance: both sides are
 enclosed in Arb balls (THEORY.md section 8: an enclosure, not a float compare);
@@ -86,7 +88,7 @@ _INST_FLOAT = {"beta", "theta_norm", "tilt", "eps"}
 MAX_SEED = 2**63 - 1
 #: largest replication count of a statistical claim
 MAX_REPLICATIONS = 10**7
-_CUSTOM_KEYS = {"id", "statement", "expect", "policy", "params", "reference"}
+_CUSTOM_KEYS = {"id", "statement", "expect", "policy", "params", "reference", "scope"}
 #: most steps of one proof chain
 MAX_STEPS = 100
 #: longest statement / reference / step name accepted (characters)
@@ -447,6 +449,17 @@ def _parse_custom(
     ]
     for s, k in zip(spec["steps"], keys):
         parse(s, symbols, key=k).sympy()
+    scope = _want(f"{where}.scope", entry.get("scope", "points"), str, "a string")
+    if scope not in ("points", "region"):
+        raise InvalidInput(f"{where}.scope must be points or region, got {scope!r}")
+    if scope == "region":  # every theta of the ball ||theta - theta*|| <= r (checks.region)
+        from .region import check_quantities
+
+        if policy != "ball":
+            raise InvalidInput(f'{where}.scope = "region" needs policy = "ball" (the ball of params.r), got {policy!r}')
+        used = set().union(*(parse(s, symbols).symbols for s in spec["steps"])) - set(params)
+        check_quantities(spec["steps"], used, f"{where}.scope")
+        spec["scope"] = "region"
     return spec
 
 
@@ -573,6 +586,10 @@ def check_custom(spec: Mapping[str, Any], claim: Claim, inst: Instance, opts: Ru
     from .quantities import arb_prec
     from .runner import record_check
 
+    if _region_scope(spec, opts):
+        from .region import check_custom_region
+
+        return check_custom_region(spec, claim, inst, opts)
     exprs = _exprs(spec)
     theta = _replayed_theta(spec, inst, opts) or policy_theta(spec, inst, opts.seed)
     params = dict(spec["params"])
@@ -666,6 +683,16 @@ def check_custom(spec: Mapping[str, Any], claim: Claim, inst: Instance, opts: Ru
     )
 
 
+def _region_scope(spec: Mapping[str, Any], opts: RunOptions) -> bool:
+    """scope = "region" in the spec, from ``--scope region``, or a region counterexample being replayed."""
+    rec = opts.extra.get("replay") or {}
+    return (
+        spec.get("scope") == "region"
+        or opts.extra.get("scope") == "region"
+        or (isinstance(rec, Mapping) and rec.get("scope") == "region")
+    )
+
+
 def _sampled_status(
     spec: Mapping[str, Any],
     inst: Instance,
@@ -697,7 +724,14 @@ def aggregate_custom(claim: Claim, results: list[InstanceResult], opts: RunOptio
     """default_aggregate plus, per step, the status counts; names the first step that fails."""
     from .runner import default_aggregate
 
+    if any(r.details.get("scope") == "region" for r in results):
+        from .region import aggregate_region
+
+        v = aggregate_region(claim, results, opts)
+        v.stated_constant = 1.0
+        return v
     v = default_aggregate(claim, results, opts)
+    v.details.setdefault("scope", "points")
     v.stated_constant = 1.0
     per_step: dict[int, dict[str, Any]] = {}
     for r in results:

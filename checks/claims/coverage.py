@@ -56,6 +56,7 @@ from flint import arb
 from checks.constants import Const, constant, instance_env
 from checks.registry import CheckFn, Claim, InstanceResult, RunOptions
 from checks.runner import default_aggregate, record_check
+from checks.scope import scoped, scoped_aggregate
 from checks.verdict import Verdict
 from proofs_numeric import coverage as cov
 from proofs_numeric import fast
@@ -379,6 +380,12 @@ def _i1_exact(inst: Instance, th: np.ndarray, side: str, c: Const) -> bool:
     return True
 
 
+def i1_thetas(inst: Instance, opts: RunOptions) -> list[np.ndarray]:
+    """The parameters theta at which I1 is checked (also exported to LeanCert by checks.lean)."""
+    rng = _rng(inst, opts, "I1")
+    return [np.asarray(inst.theta_star)] + [inst.theta_star + rng.standard_normal(inst.d) for _ in range(2)]
+
+
 def _check_i1(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
     upper_c = _const(opts, claim, "upper")
     lf_c = _const(opts, claim, "lower_factor")
@@ -387,8 +394,7 @@ def _check_i1(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
         thetas = [_rp_vec(rp, "theta", inst.d)]
         samplers = [_rp_vec(rp, "sampler_theta", inst.d)]
     else:
-        rng = _rng(inst, opts, "I1")
-        thetas = [np.asarray(inst.theta_star)] + [inst.theta_star + rng.standard_normal(inst.d) for _ in range(2)]
+        thetas = i1_thetas(inst, opts)
         samplers = [np.asarray(inst.theta_star), np.zeros(inst.d)]
     shown = {"upper": _show(upper_c, inst), "lower_factor": _show(lf_c, inst)}
     texts = {"upper": upper_c.text, "lower_factor": lf_c.text}
@@ -542,6 +548,19 @@ def _check_i2(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
 
 
 # ========================================================================== I3
+def i3_pairs(inst: Instance, opts: RunOptions) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The parameter pairs (theta, theta') at which I3 is checked (also exported to LeanCert)."""
+    rng = _rng(inst, opts, "I3")
+    dirs = _unit_dirs(inst, opts, 2, "I3dirs")
+    bases = [np.asarray(inst.theta_star), inst.theta_star + rng.standard_normal(inst.d)]
+    pairs: list[tuple[np.ndarray, np.ndarray]] = []
+    for base in bases:
+        for u in dirs:
+            for h in (0.05, 0.5, 2.0):
+                pairs.append((base, base + h * u))
+    return pairs
+
+
 def _check_i3(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
     lip_c = _const(opts, claim, "lipschitz")
     lip_show = _show(lip_c, inst)
@@ -550,13 +569,7 @@ def _check_i3(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
     if rp is not None:
         pairs.append((_rp_vec(rp, "theta", inst.d), _rp_vec(rp, "theta_prime", inst.d)))
     else:
-        rng = _rng(inst, opts, "I3")
-        dirs = _unit_dirs(inst, opts, 2, "I3dirs")
-        bases = [np.asarray(inst.theta_star), inst.theta_star + rng.standard_normal(inst.d)]
-        for base in bases:
-            for u in dirs:
-                for h in (0.05, 0.5, 2.0):
-                    pairs.append((base, base + h * u))
+        pairs = i3_pairs(inst, opts)
 
     def run(tally: _Tally, prec: int) -> None:
         with arb_prec(prec):
@@ -629,6 +642,37 @@ def _r_bits(r: Fraction) -> int:
     return max(0, -math.floor(math.log2(r.numerator) - math.log2(r.denominator)))
 
 
+def i4_points(inst: Instance, opts: RunOptions) -> list[tuple[Fraction, np.ndarray]]:
+    """The (r, theta) at which I4 is checked: the worst of a float64 scan of each ball plus a sample
+    (also exported to LeanCert)."""
+    points: list[tuple[Fraction, np.ndarray]] = []
+    radii = _radii(opts)
+    dirs = _unit_dirs(inst, opts, 6, "I4dirs")
+    # float64 scan of the ball surface and half-radius; certify the worst points plus a fixed sample
+    D = inst.D
+    for r in radii:
+        rf = float(r)
+        scored = []
+        for u in dirs:
+            for frac in (0.5, 1.0):
+                th = inst.theta_star + frac * rf * u
+                c = cov.coverage_fast(inst, th)
+                if D * rf > 0:
+                    sc = max(
+                        math.log(max(c["C_inf"], 1e-300)) / (D * rf),
+                        max(math.log(max(c["C_Sigma"], 1e-300)), math.log(max(c["C_I"], 1e-300)))
+                        / (2 * D * rf),
+                    )
+                else:  # a radius below float64 resolution: every float point of the ball is theta*
+                    sc = 0.0
+                scored.append((sc if math.isfinite(sc) else math.inf, th))
+        scored.sort(key=lambda t: -t[0])
+        chosen = scored[:4] + scored[4 :: max(1, len(scored) // 4)][:4]
+        # every certified point is certified to lie in the ball (pulled inwards if rounding put it out)
+        points += [(r, cov.point_in_ball(inst.theta_star, th, to_arb(r), 128)) for _, th in chosen]
+    return points
+
+
 def _check_i4(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
     rate_c = _const(opts, claim, "rate")
     rate_show = _show(rate_c, inst)
@@ -646,30 +690,7 @@ def _check_i4(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
             )
         points.append((r, th))
     else:
-        radii = _radii(opts)
-        dirs = _unit_dirs(inst, opts, 6, "I4dirs")
-        # float64 scan of the ball surface and half-radius; certify the worst points plus a fixed sample
-        D = inst.D
-        for r in radii:
-            rf = float(r)
-            scored = []
-            for u in dirs:
-                for frac in (0.5, 1.0):
-                    th = inst.theta_star + frac * rf * u
-                    c = cov.coverage_fast(inst, th)
-                    if D * rf > 0:
-                        sc = max(
-                            math.log(max(c["C_inf"], 1e-300)) / (D * rf),
-                            max(math.log(max(c["C_Sigma"], 1e-300)), math.log(max(c["C_I"], 1e-300)))
-                            / (2 * D * rf),
-                        )
-                    else:  # a radius below float64 resolution: every float point of the ball is theta*
-                        sc = 0.0
-                    scored.append((sc if math.isfinite(sc) else math.inf, th))
-            scored.sort(key=lambda t: -t[0])
-            chosen = scored[:4] + scored[4 :: max(1, len(scored) // 4)][:4]
-            # every certified point is certified to lie in the ball (pulled inwards if rounding put it out)
-            points += [(r, cov.point_in_ball(inst.theta_star, th, to_arb(r), 128)) for _, th in chosen]
+        points = i4_points(inst, opts)
 
     def run(tally: _Tally, prec: int) -> None:
         worst_rate = -math.inf
@@ -1359,8 +1380,8 @@ def _inequality(
         kind="inequality",
         statement=statement,
         reference=f"THEORY.md {id_} (section {section})",
-        check=check,
-        aggregate=_aggregate(scope, tight),
+        check=scoped(id_, check),  # scope points | region, certifier arb | leancert (checks.scope)
+        aggregate=scoped_aggregate(_aggregate(scope, tight)),
         symbols=SYMBOLS,
         **kw,
     )

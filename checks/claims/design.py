@@ -55,6 +55,7 @@ from proofs_numeric.sampling import rng_for
 from ..constants import Const, constant, instance_env
 from ..registry import CheckFn, Claim, InstanceResult, RunOptions
 from ..runner import default_aggregate, record_check
+from ..scope import scoped, scoped_aggregate
 from ..stats import binomial_exceedance_verdict, family_aggregate, replications, sim_constant
 from ..verdict import Verdict
 
@@ -570,9 +571,9 @@ _HYP_D = (
 def _design_claim(id_: str, statement: str, reference: str, check: CheckFn, constants: dict[str, Any]) -> Claim:
     """A design claim (D1-D4) on the pair set of :data:`_HYP_D`, run on the design instances by default."""
     return Claim(
-        id=id_, kind="design", statement=statement, reference=reference, check=check, hypotheses=_HYP_D,
-        constants=constants, default_instances=_default_design_instances, symbols=SYMBOLS,
-        aggregate=_design_aggregate,
+        id=id_, kind="design", statement=statement, reference=reference, check=scoped(id_, check),
+        hypotheses=_HYP_D, constants=constants, default_instances=_default_design_instances, symbols=SYMBOLS,
+        aggregate=scoped_aggregate(_design_aggregate),  # scope points | region (checks.scope; D4 has one)
     )
 
 

@@ -106,6 +106,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--level", type=float, default=None, help="test level for statistical claims (default 0.01)"
     )
     p.add_argument("--batch-seconds", type=float, default=1.0, help="target seconds per task (default 1)")
+    from ..scope import add_arguments as add_scope_arguments
+
+    add_scope_arguments(p)  # --scope points|region, --budget, --radii, --certifier arb|leancert
     p.add_argument(
         "--connect-timeout",
         type=float,
@@ -259,7 +262,10 @@ def build_plan(args: argparse.Namespace, registered: dict[str, Claim] | None = N
         ids = list(known)
     ids = list(dict.fromkeys(ids))
 
-    opts = {"dps": dps, "seed": seed, "level": level, "replications": reps, "quick": False, "extra": {}}
+    from ..scope import plan_extra
+
+    extra = plan_extra(args, ids, custom)  # scope and certifier, validated against the claims
+    opts = {"dps": dps, "seed": seed, "level": level, "replications": reps, "quick": False, "extra": extra}
     planned = []
     for cid in ids:
         claim = known[cid]
@@ -481,6 +487,7 @@ def _aggregate(
     opts = options_from_dict(opts_d, consts)
     agg = pc.claim.aggregate or default_aggregate
     v = agg(pc.claim, [result_from_json(r) for r in results], opts)
+    v.details.setdefault("scope", "points")  # every verdict states its scope (region: checks.region)
     v.elapsed_s = round(elapsed, 4)
     if pc.constants:
         v.details["constants"] = dict(pc.constants)

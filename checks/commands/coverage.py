@@ -1,7 +1,7 @@
 r"""``prefcheck coverage``: every coverage constant of one instance with its certified enclosure.
 
 ``prefcheck coverage (--instance FILE | --preset NAME) [--theta v1,...] [--at v1,...] [--dps N]
-[--r R] [--json -|PATH]``
+[--r R] [--region R [--budget S]] [--json -|PATH]``
 
 For the target pi* = pi_{theta*} and the sampling policy pi = pi_theta (``--theta``, default 0,
 i.e. pi = pi_ref) it prints C_inf, C_Sigma, C_I (Fisher informations at ``--at``, default theta*)
@@ -9,7 +9,11 @@ and C_dev (linear class) of THEORY.md section 4, each three ways: float64, mpmat
 digits and a certified Arb enclosure [lo, hi] (python-flint balls; see proofs_numeric.coverage).
 It also prints C_inf^2 (the I2 bound) and, for the radius ``--r`` (default 0.5), the generalized
 coverage threshold N_gen(r): the I4 upper bound d e^{2 D r} / r^2 and a searched, certified lower
-bound of the supremum (at a point certified to lie in the ball).
+bound of the supremum (at a point certified to lie in the ball). With ``--region R`` it also certifies, by
+branch and bound over Arb boxes covering the ball ||theta - theta*|| <= R
+(:func:`checks.region.coverage_region`), the bracket [sup over evaluated points, sup over the region] of
+sup C_I(pi*; pi_theta; theta*) and of N_gen(R) = d sup C_I / R^2 (``--budget`` seconds; the bracket printed
+is what was certified in that time).
 
 Rounding, as printed: the certified columns (lo, hi, the N_gen bounds) are rounded *outward*
 (lo down, hi up: first to a double, then to the printed decimal digits), so each printed bound is
@@ -50,6 +54,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--r", type=float, default=0.5, help="radius of N_gen(r) (default 0.5)")
     p.add_argument("--json", metavar="-|PATH", default=None, help="JSON to stdout (-) or to a file")
+    p.add_argument(
+        "--region",
+        metavar="R",
+        default=None,
+        help="also certify brackets of sup C_I over the ball ||theta - theta*|| <= R and of N_gen(R) (checks.region)",
+    )
+    p.add_argument(
+        "--budget", type=float, default=30.0, help="seconds for the --region branch and bound (default 30)"
+    )
 
 
 def _fmt(x: float) -> str:
@@ -139,14 +152,39 @@ def run(args: argparse.Namespace) -> int:
     at = parse_vector("at", args.at, inst.d) if args.at is not None else None
     if not (isinstance(args.r, float) and math.isfinite(args.r) and args.r > 0):
         raise InvalidInput(f"r must be a finite number > 0, got r={args.r!r}")
+    region_r = None
+    if getattr(args, "region", None) is not None:
+        from ..region import parse_radii
+
+        region_r = parse_radii(str(args.region), "region")[0]  # exact: "0.3" is 3/10
+    budget = getattr(args, "budget", 30.0)
+    if not (isinstance(budget, float) and math.isfinite(budget) and budget > 0):
+        raise InvalidInput(f"budget must be a number of seconds > 0, got budget={budget!r}")
     check_json_target(args.json)
     out = compute(inst, theta, at, dps, args.r)
+    if region_r is not None:
+        from ..region import coverage_region
+
+        out["region"] = coverage_region(inst, region_r, dps, budget)
     if args.json is not None:
         emit_json(args.json, out)
         if args.json == "-":
             return 0
     _print(out)
     return 0
+
+
+def _region_lines(reg: dict[str, Any]) -> str:
+    r = reg["r_exact"]
+    lo, hi = reg["sup_C_I"]
+    nlo, nhi = reg["N_gen"]
+    return (
+        f"region ||theta - theta*|| <= {r} (certified by branch and bound, {reg['boxes_evaluated']} boxes, "
+        f"{reg['elapsed_s']:.1f} s, stopped: {reg['stopped']}):\n"
+        f"  sup C_I(pi*; pi_theta; theta*) over the ball in [{_fmt_dir(lo, False, 10)}, {_fmt_dir(hi, True, 10)}]\n"
+        f"  N_gen({r}) = d sup C_I / r^2 in [{_fmt_dir(nlo, False, 10)}, {_fmt_dir(nhi, True, 10)}]  "
+        f"(I4 closed form: {_fmt_dir(reg['I4_closed_form'], True, 6)})"
+    )
 
 
 def _print(out: dict[str, Any]) -> None:
@@ -158,6 +196,8 @@ def _print(out: dict[str, Any]) -> None:
         f"{_fmt_dir(ng['upper_I4'], True, 6)} (I4 bound d e^(2Dr)/r^2); bound/lower ~ {ng['ratio']:.3g} (estimate)\n"
         "certified lo/hi and N_gen bounds rounded outward; float64, mpmath and ratios rounded to nearest"
     )
+    if "region" in out:
+        footer += "\n" + _region_lines(out["region"])
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
