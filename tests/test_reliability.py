@@ -311,10 +311,15 @@ def test_device_as_input_file_is_refused(capsys: pytest.CaptureFixture[str], wha
     assert rc == 2 and "must be a regular file, got a character device" in one_line(err)
 
 
-def test_fifo_as_claims_file_is_refused_without_hanging(tmp_path: Path) -> None:
-    fifo = tmp_path / "claims.toml"
+@pytest.mark.parametrize(
+    "argv",
+    [["audit", "--claims-file"], ["coverage", "--instance"], ["replay"]],
+    ids=["claims-file", "instance", "replay"],
+)
+def test_fifo_as_input_file_is_refused_without_hanging(tmp_path: Path, argv: list[str]) -> None:
+    fifo = tmp_path / "input"
     os.mkfifo(fifo)  # no writer: reading it would block forever
-    res = subprocess.run([sys.executable, "-m", "checks", "audit", "--claims-file", str(fifo)],
+    res = subprocess.run([sys.executable, "-m", "checks", *argv, str(fifo)],
                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert res.returncode == 2 and "must be a regular file, got a FIFO" in one_line(res.stderr)
@@ -426,11 +431,12 @@ def _deep_toml() -> str:
     [
         ('select = ["I2"]\n[constants.I2]\nexponent = "0x10"\n', "hexadecimal literal '0x10'"),
         ('select = ["I2"]\n[constants.I2]\nexponent = "0b1"\n', "binary literal"),
+        ('select = ["I2"]\n[constants.I2]\nexponent = "0o17"\n', "octal literal '0o17'"),
         (_deep_toml(), "deeper than the limit nesting=32"),
         ("seed = " + "9" * 5000 + "\n", "a number of 5000 digits"),
         ("[run]\nseed = 10000000000000000000000\n", "run.seed must be in [0, 9223372036854775807]"),
     ],
-    ids=["hex", "binary", "deep-toml", "huge-int", "big-seed"],
+    ids=["hex", "binary", "octal", "deep-toml", "huge-int", "big-seed"],
 )
 def test_claims_file_errors_are_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, needle: str
