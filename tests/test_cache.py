@@ -322,6 +322,20 @@ def test_a_fifo_or_an_oversized_entry_is_rebuilt_without_hanging(
     assert "larger than" in caplog.text and len(_BUILDS) == 3
 
 
+def test_an_unusable_cache_directory_only_costs_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("PREFCHECK_CACHE_DIR", str(blocker / "cache"))
+    monkeypatch.setattr(tcompiled, "_MEMORY", {})
+    _BUILDS.clear()
+    with caplog.at_level(logging.WARNING, logger="prefcheck.cache"):
+        fn = tcompiled.compiled(counted_e7, 2, 1, "closed")
+    assert _BUILDS == [(2, 1)] and not caplog.records and blocker.read_text() == "not a directory"
+    assert len(fn(*[1] * len(tdpo.e7(2, 1).args))) == 4
+
+
 def test_entry_key_names_what_it_depends_on(cache: Path) -> None:
     tcompiled.compiled(counted_e7, 2, 1, "closed")
     (path,) = cache.glob("*.json")

@@ -91,7 +91,7 @@ def _read_entry(path: Path) -> bytes | None:
     """The bytes of a regular file of at most MAX_ENTRY_BYTES (None if there is none); never blocks on a FIFO."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no entry (or no cache directory) yet
         return None
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
