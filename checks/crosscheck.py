@@ -8,13 +8,29 @@ For one identity and one instance, at each parameter point:
 2. *cross-check*: theory vs numeric must agree to tol(dps) at dps and to tol(2 dps + 10) at the
    higher precision; the agreement in digits at dps is what the verdict reports;
 3. *derivation*: the SymPy derivation from the definition (``derived``, unsimplified) is
-   evaluated at 2 dps + 10 (its raw form may cancel a few digits) and must agree with the closed
-   form to tol(dps);
+   evaluated at 2 dps + 10 plus the digits its raw form cancels (see below) and must agree with
+   the closed form to tol(dps);
 4. *finite differences*: ``fd`` returns mpmath.diff values of the numeric primitive and the
-   analytic derivative at dps; they must agree to tol(dps);
-5. *float64*: the fast path against the mpmath value, relative error; above 1e-12 it is flagged
-   ``ill-conditioned`` when the spec's condition estimate explains it, else ``mismatch`` (an
-   implementation defect: status ``error``, never a silent disagreement).
+   analytic derivative at dps plus the cancellation digits; they must agree to tol(dps);
+5. *float64*: the fast path against the mpmath value, relative error, with a tolerance scaled by
+   the condition of the quantity: tol64 = FLOAT_C cond eps64 (eps64 = 2^-52, FLOAT_C = 2^12).
+   ``cond`` is the spec's estimate (1 if it has none); an error above tol64 is escalated before
+   anything is declared: the condition number of the quantity with respect to its data is
+   measured (:func:`empirical_cond`: the mpmath value under random relative perturbations of phi,
+   pi_ref, rho, theta, theta* of size 2^-30) and the error is ``ill-conditioned`` (explained) when
+   it is within FLOAT_C cond eps64 for that cond, else ``mismatch`` (an implementation defect:
+   status ``error``, never a silent disagreement). Errors within FLOAT_C eps64 are ``ok``.
+
+Cancellation (no hollow "verified"). An unsimplified derivation and a finite difference of an O(1)
+function lose about u / ln 10 digits when they cancel down to a term of size e^{-u}; the spec
+estimates the digits at each point (``cancellation``: u = beta max |<t, z>| where sigma(beta <t, z>)
+appears, t = theta or theta* as the identity is evaluated, and the spread of <t, phi> + log pi_ref
+for the softmax's own concentration). Both checks run with that many more digits, up to a cap:
+the derivation at most at MAX_DERIVED_DPS = proofs_numeric MAX_DPS (10000) digits, the finite
+differences at most at MAX_FD_DPS = 4990 (mpmath.diff works at about twice the digits it is
+called at). A point whose derivation or finite differences would need more is not decided: the
+instance is ``inconclusive`` with the reason (``refuted`` if another check fails), never
+``verified``. Every check that ran is recorded with its working digits (``details["checks"]``).
 
 Tolerances scale with precision: tol(dps) = 2^(-prec(dps) + GUARD_BITS) (mpmath's almosteq habit),
 normwise relative (max |a - b| / max(|a|, |b|)) or, for an identity to 0, relative to the spec's
@@ -32,18 +48,22 @@ from typing import Any
 import numpy as np
 from mpmath import libmp, mp, mpf
 
-from proofs_numeric.errors import check_dps
+from proofs_numeric.errors import MAX_DPS, check_dps
 from proofs_numeric.instance import Instance
 
 from .registry import Claim, InstanceResult, RunOptions
-from .runner import default_aggregate
+from .runner import default_aggregate, record_check
 from .verdict import Verdict
 
 #: guard bits of the precision-scaled tolerance 2^(-prec + GUARD_BITS) (about 6 decimal digits)
 GUARD_BITS = 20
-#: float64 path: relative agreement required with the mpmath value on a well-conditioned instance
-FLOAT_RTOL = 1e-12
 EPS64 = 2.0**-52
+#: float64 path: relative agreement required with the mpmath value is FLOAT_C * cond * EPS64
+FLOAT_C = 2.0**12
+#: ... which, for a well-conditioned quantity (cond = 1), is about 9.1e-13
+FLOAT_RTOL = FLOAT_C * EPS64
+#: relative size of the data perturbations of :func:`empirical_cond`
+COND_DELTA = 2.0**-30
 
 Values = list[Any]
 SideFn = Callable[[Instance, Sequence[Any], int], Values]
@@ -62,6 +82,8 @@ class IdentitySpec:
     scale : (inst, theta, dps) -> the natural size of the terms (for ``absolute``).
     float_cond : (inst, theta) -> a relative condition estimate of the float64 evaluation.
     points : (inst, rng) -> parameter points; default theta*, 0 and one random point.
+    cancellation : (inst, theta) -> decimal digits the derivation / finite differences lose to
+        cancellation at theta; default :func:`cancellation_digits` (the conservative estimate).
     """
 
     theory: SideFn
@@ -73,6 +95,7 @@ class IdentitySpec:
     scale: Callable[[Instance, Sequence[Any], int], Any] | None = None
     float_cond: Callable[[Instance, np.ndarray], float] | None = None
     points: Callable[[Instance, np.random.Generator], list[list[float]]] | None = None
+    cancellation: Callable[[Instance, Sequence[Any]], int] | None = None
 
 
 def tolerance(dps: int) -> Any:
@@ -122,18 +145,81 @@ def conditioning_digits(inst: Instance, theta: Sequence[Any]) -> int:
     return max(0, math.ceil(math.log10(u))) if u > 1 and math.isfinite(u) else 0
 
 
-#: the largest number of extra digits spent on cancellation in the derivation / finite differences
-MAX_CANCEL_DIGITS = 300
+#: the derivation from the definition is evaluated at most at this many digits
+MAX_DERIVED_DPS = MAX_DPS
+#: the finite differences are called at most at this many digits (mpmath.diff works at about twice
+#: the digits it is called at, plus a few, and the primitives refuse more than MAX_DPS)
+MAX_FD_DPS = (MAX_DPS - 20) // 2
+
+
+def _digits_of(u: float) -> int:
+    return math.ceil(u / math.log(10)) if math.isfinite(u) else 10**9
+
+
+def _spread(inst: Instance, t: np.ndarray, with_ref: bool) -> float:
+    """max over contexts of max_y s(x, y) - min_y s(x, y), s = <t, phi> (+ log pi_ref)."""
+    s = inst.phi @ t
+    if with_ref:
+        s = s + np.log(inst.pi_ref)
+    return float((s.max(axis=1) - s.min(axis=1)).max())
+
+
+def cancellation_estimate(at: str = "both", beta: bool = True) -> Callable[[Instance, Sequence[Any]], int]:
+    """A cancellation estimate (digits) for an identity evaluated at ``at`` = "theta", "star" or "both".
+
+    u = max(beta max |<t, z>|, spread of <t, phi> + log pi_ref) over the points t: a sigmoid
+    sigma(beta <t, z>) and its complement cancel to e^{-beta |<t, z>|} (``beta=False``: the
+    identity has no sigmoid, only the softmax pi_t, whose concentration is the second term).
+    """
+    if at not in ("theta", "star", "both"):
+        raise ValueError(f"at must be theta, star or both, got {at!r}")
+
+    def estimate(inst: Instance, theta: Sequence[Any]) -> int:
+        pts = []
+        if at in ("theta", "both"):
+            pts.append(np.asarray([float(t) for t in theta], dtype=np.float64))
+        if at in ("star", "both"):
+            pts.append(inst.theta_star)
+        u = 0.0
+        for t in pts:
+            u = max(u, _spread(inst, t, with_ref=True))
+            if beta:
+                u = max(u, inst.beta * _spread(inst, t, with_ref=False))
+        return _digits_of(u)
+
+    return estimate
 
 
 def cancellation_digits(inst: Instance, theta: Sequence[Any]) -> int:
-    """Digits an O(1) expression loses when it cancels to e^{-u}, u = beta max |<theta or theta*, z>|."""
-    u = 0.0
-    for t in (np.asarray(theta, dtype=np.float64), inst.theta_star):
-        s = inst.phi @ t
-        u = max(u, float((s.max(axis=1) - s.min(axis=1)).max()))
-    u *= inst.beta
-    return math.ceil(u / math.log(10)) if math.isfinite(u) else 10**9
+    """The conservative default: sigmoids at theta and at theta* (:func:`cancellation_estimate`)."""
+    return cancellation_estimate("both", beta=True)(inst, theta)
+
+
+def empirical_cond(numeric: SideFn, inst: Instance, theta: Sequence[Any], dps: int, scale: Any = None,
+                   trials: int = 4) -> float:
+    """Relative condition number of the quantity with respect to its data, measured in mpmath.
+
+    The data (phi, pi_ref, rho, theta, theta*) are perturbed by independent random relative
+    amounts of size COND_DELTA (pi_ref and rho renormalized), the quantity is re-evaluated at
+    ``dps`` digits, and cond = max over ``trials`` of (normwise relative change) / COND_DELTA.
+    A backward-stable float64 evaluation errs by at most a modest multiple of cond * eps64.
+    """
+    rng = np.random.default_rng([len(inst.name), zlib.crc32(inst.name.encode()), 7])
+    base = numeric(inst, theta, dps)
+    th = np.asarray([float(t) for t in theta], dtype=np.float64)
+    worst = 0.0
+
+    def bump(a: np.ndarray) -> np.ndarray:
+        return np.asarray(a * (1.0 + COND_DELTA * rng.choice([-1.0, 1.0], size=np.shape(a))))
+
+    for _ in range(trials):
+        pi = bump(inst.pi_ref)
+        rho = bump(inst.rho)
+        pert = Instance(rho / rho.sum(), bump(inst.phi), pi / pi.sum(axis=1, keepdims=True), inst.beta,
+                        bump(inst.theta_star), name=inst.name + "~cond")
+        vals = numeric(pert, bump(th).tolist(), dps)
+        worst = max(worst, float(rel_err(base, vals, dps, scale)) / COND_DELTA)
+    return max(1.0, worst)
 
 
 def point_rng(inst: Instance, opts: RunOptions) -> np.random.Generator:
@@ -153,7 +239,8 @@ def crosscheck_instance(spec: IdentitySpec, inst: Instance, opts: RunOptions) ->
     float_flag = "ok"
     float_cond_max = 1.0
     per_point = []
-    skipped: list[str] = []
+    not_run: list[str] = []
+    details: dict[str, Any] = {}
     for k, theta in enumerate(points):
         # working precision = target precision + the digits the exponents' conditioning costs
         xd = conditioning_digits(inst, theta)
@@ -166,57 +253,56 @@ def crosscheck_instance(spec: IdentitySpec, inst: Instance, opts: RunOptions) ->
                 raise ValueError("an absolute identity needs a scale")
             scale_lo, scale_hi = spec.scale(inst, theta, w_lo), spec.scale(inst, theta, w_hi)
         rec: dict[str, Any] = {"point": k, "extra_digits": xd}
+        # name -> (relative error, tolerance, working digits)
         checks = {
-            "theory_self": (rel_err(th_lo, th_hi, w_hi, scale_hi), tol),
-            "numeric_self": (rel_err(nu_lo, nu_hi, w_hi, scale_hi), tol),
-            "theory_vs_numeric": (rel_err(th_lo, nu_lo, w_lo, scale_lo), tol),
-            "theory_vs_numeric_hi": (rel_err(th_hi, nu_hi, w_hi, scale_hi), tol_hi),
+            "theory_self": (rel_err(th_lo, th_hi, w_hi, scale_hi), tol, w_hi),
+            "numeric_self": (rel_err(nu_lo, nu_hi, w_hi, scale_hi), tol, w_hi),
+            "theory_vs_numeric": (rel_err(th_lo, nu_lo, w_lo, scale_lo), tol, w_lo),
+            "theory_vs_numeric_hi": (rel_err(th_hi, nu_hi, w_hi, scale_hi), tol_hi, w_hi),
         }
         # the unsimplified derivation and finite differences of O(1) functions cancel down to terms of
-        # size e^{-u}: they need about u / ln 10 more digits, affordable up to MAX_CANCEL_DIGITS
-        cd = cancellation_digits(inst, theta)
+        # size e^{-u}: they run with cd ~ u / ln 10 more digits, or not at all (the point is undecided)
+        cd = (spec.cancellation or cancellation_digits)(inst, theta)
         rec["cancellation_digits"] = cd
-        if cd > MAX_CANCEL_DIGITS and (spec.derived is not None or spec.fd is not None):
-            skipped.append(f"point {k}: derivation and finite differences skipped (would need {cd} more digits)")
-        else:
-            if spec.derived is not None:
-                der = spec.derived(inst, theta, w_hi + cd)
-                checks["derived_vs_closed"] = (rel_err(der, th_hi, w_hi + cd, scale_hi), tol)
-            if spec.fd is not None:
-                fdv, an = spec.fd(inst, theta, w_lo + cd)
-                fd_scale = scale_lo if spec.absolute else None
-                checks["finite_difference"] = (rel_err(fdv, an, w_lo + cd, fd_scale), tol)
-        for name, (err, t) in checks.items():
+        if spec.derived is not None:
+            w_der = w_hi + cd
+            if w_der <= MAX_DERIVED_DPS:
+                der = spec.derived(inst, theta, w_der)
+                checks["derived_vs_closed"] = (rel_err(der, th_hi, w_der, scale_hi), tol, w_der)
+            else:
+                not_run.append(f"point {k}: the derivation would need {w_der} digits ({cd} for cancellation) "
+                               f"> cap {MAX_DERIVED_DPS}")
+        if spec.fd is not None:
+            w_fd = w_lo + cd
+            if w_fd <= MAX_FD_DPS:
+                fdv, an = spec.fd(inst, theta, w_fd)
+                checks["finite_difference"] = (rel_err(fdv, an, w_fd, scale_lo if spec.absolute else None), tol, w_fd)
+            else:
+                not_run.append(f"point {k}: the finite differences would need {w_fd} digits ({cd} for cancellation) "
+                               f"> cap {MAX_FD_DPS}")
+        for name, (err, t, work) in checks.items():
             dig = digits(err, hi)
             rec[f"{name}_digits"] = round(dig, 2)
+            record_check(details, name, digits=work, agree_digits=round(dig, 2))
             if err > t:
                 failures.append(f"{name} at point {k} (theta={_fmt(theta)}): relative error {mp.nstr(err, 3)} > tol {mp.nstr(t, 3)}")
         worst_digits = min(worst_digits, rec["theory_vs_numeric_digits"])
         if "finite_difference_digits" in rec:
             worst_fd = rec["finite_difference_digits"] if worst_fd is None else min(worst_fd, rec["finite_difference_digits"])
         if spec.floatpath is not None:
-            fl = np.asarray(spec.floatpath(inst, np.asarray(theta, dtype=np.float64)), dtype=np.float64).ravel()
-            ref = np.array([float(v) for v in nu_hi])
-            if spec.absolute:
-                denom = float(scale_hi)  # type: ignore[arg-type]
-            else:
-                denom = float(max(np.abs(ref).max(initial=0.0), np.abs(fl).max(initial=0.0)))
-            err = float(np.abs(fl - ref).max(initial=0.0)) / denom if denom > 0 else float(np.abs(fl - ref).max(initial=0.0))
-            if not np.all(np.isfinite(fl)):
-                err = math.inf
-            cond = spec.float_cond(inst, np.asarray(theta, dtype=np.float64)) if spec.float_cond else 1.0
-            float_cond_max = max(float_cond_max, cond)
+            flag, err, cond = _float_check(spec, inst, theta, nu_hi, scale_hi, w_lo)
             rec["float64_rel_err"] = err
+            rec["float64_cond"] = cond
+            record_check(details, "float64", rel_err=err, cond=cond, rtol=FLOAT_C * cond * EPS64, flag=flag)
             float_err = max(float_err, err)
-            if err > FLOAT_RTOL:
-                # explained by conditioning when within a generous multiple of cond * eps
-                flag = "ill-conditioned" if err <= 1e3 * cond * EPS64 else "mismatch"
-                if flag == "mismatch" or float_flag == "ok":
-                    float_flag = flag
+            float_cond_max = max(float_cond_max, cond)
+            if flag == "mismatch" or (flag == "ill-conditioned" and float_flag == "ok"):
+                float_flag = flag
         per_point.append(rec)
-    details: dict[str, Any] = {
+    details.update({
         "tolerance": f"2^(-prec+{GUARD_BITS}) = {mp.nstr(tol, 3)} at dps {dps}, {mp.nstr(tol_hi, 3)} at dps {hi}"
         " (sides evaluated with extra_digits more for the conditioning of exp)",
+        "float64_rule": f"relative error <= {FLOAT_C:g} cond eps64 (eps64 = 2^-52)",
         "dps_pair": [dps, hi],
         "points": len(points),
         "fd_digits": worst_fd,
@@ -224,21 +310,50 @@ def crosscheck_instance(spec: IdentitySpec, inst: Instance, opts: RunOptions) ->
         "float64_flag": float_flag if spec.floatpath is not None else None,
         "float64_cond": float_cond_max,
         "per_point": per_point,
-    }
-    if skipped:
-        details["skipped"] = skipped
+    })
+    if not_run:
+        details["not_run"] = not_run
     if failures:
         details["failures"] = failures[:10]
         status = "refuted"
     elif float_flag == "mismatch":
-        details["failures"] = [f"float64 path disagrees with mpmath: relative error {float_err:.3g} > {FLOAT_RTOL:g} on a well-conditioned point"]
+        details["failures"] = [
+            f"float64 path disagrees with mpmath: relative error {float_err:.3g} > {FLOAT_C:g} cond eps64 "
+            "for the measured condition number of the quantity"
+        ]
         status = "error"
+    elif not_run:
+        status = "inconclusive"
+        details["reason"] = "not every check ran at the digits it needs: " + "; ".join(not_run[:3])
     else:
         status = "verified"
     cex = None
     if status == "refuted":
         cex = {"instance": inst.to_dict(), "points": points, "failures": failures[:3], "dps": dps}
     return InstanceResult(status=status, instance=inst.name, agreement_digits=worst_digits, counterexample=cex, details=details)
+
+
+def _float_check(spec: IdentitySpec, inst: Instance, theta: Sequence[Any], ref_mp: Values, scale: Any,
+                 dps: int) -> tuple[str, float, float]:
+    """(flag, relative error, cond) of the float64 path at one point (module docstring, item 5)."""
+    assert spec.floatpath is not None
+    fl = np.asarray(spec.floatpath(inst, np.asarray([float(t) for t in theta], dtype=np.float64)), dtype=np.float64).ravel()
+    ref = np.array([float(v) for v in ref_mp])
+    if spec.absolute:
+        denom = float(scale)
+    else:
+        denom = float(max(np.abs(ref).max(initial=0.0), np.abs(fl).max(initial=0.0)))
+    diff = float(np.abs(fl - ref).max(initial=0.0)) if fl.shape == ref.shape else math.inf
+    err = diff / denom if denom > 0 else diff
+    if not np.all(np.isfinite(fl)):
+        err = math.inf
+    cond = float(spec.float_cond(inst, np.asarray([float(t) for t in theta]))) if spec.float_cond else 1.0
+    if err <= FLOAT_RTOL:
+        return "ok", err, cond
+    if not math.isfinite(err) or err > FLOAT_C * cond * EPS64:
+        # escalate before declaring: measure the quantity's own condition number
+        cond = max(cond, empirical_cond(spec.numeric, inst, theta, dps, scale if spec.absolute else None))
+    return ("ill-conditioned" if err <= FLOAT_C * cond * EPS64 else "mismatch"), err, cond
 
 
 def _fmt(theta: Sequence[Any]) -> str:
@@ -256,9 +371,9 @@ def identity_aggregate(claim: Claim, results: list[InstanceResult], opts: RunOpt
     v.details["fd_agreement_digits"] = min(fds) if fds else None
     v.details["float64_max_rel_err"] = max(fls) if fls else None
     v.details["float64_flags"] = flags
-    skipped = [f"{r.instance}: {s}" for r in results for s in r.details.get("skipped", [])]
-    if skipped:
-        v.details["skipped"] = skipped[:10]
+    not_run = [f"{r.instance}: {s}" for r in results for s in r.details.get("not_run", [])]
+    if not_run:
+        v.details["not_run"] = not_run[:10]
     fails = [f for r in results for f in r.details.get("failures", [])]
     if fails:
         v.details["failures"] = fails[:10]
@@ -268,7 +383,8 @@ def identity_aggregate(claim: Claim, results: list[InstanceResult], opts: RunOpt
         f"(and at dps {high_dps(opts.dps)})"
         + (f"; finite differences >= {min(fds):.1f} digits" if fds else "")
         + (f"; float64 max relative error {max(fls):.2e} ({', '.join(flags)})" if fls else "")
-        + (f"; {len(skipped)} point(s) too extreme for the derivation / finite-difference comparison" if skipped else "")
+        + (f"; {len(not_run)} derivation / finite-difference check(s) not run (would need more digits than "
+           "the cap): inconclusive there" if not_run else "")
     )
     return v
 

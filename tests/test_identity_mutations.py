@@ -84,3 +84,69 @@ def test_a_correct_spec_is_verified_on_the_same_instance() -> None:
     for cid in ("E6", "E12"):
         spec: IdentitySpec = identities.SPECS[cid]
         assert crosscheck_instance(spec, preset("tiny"), OPTS).status == "verified"
+
+
+# ------------------------------------------------- no hollow "verified" (issue 10, item 2)
+def _tiny_at(beta: float) -> Any:
+    return dataclasses.replace(preset("tiny"), beta=beta)
+
+
+@pytest.mark.parametrize("beta", [1.0, 2000.0, 1e6])
+def test_sigma_for_sigma_prime_on_both_sides_is_refuted(beta: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Fisher weight sigma in place of sigma', implemented identically in the SymPy closed form and in
+    proofs_numeric (its sigma_prime, mpmath and float64, used by the Fisher matrix and the per-pair Hessians):
+    theory, numeric and float64 agree, only the derivation from the definition and the finite differences can
+    see it. Old behaviour: refuted at beta = 1, "verified" at beta = 2000 and 1e6 (both checks skipped beyond
+    300 cancellation digits)."""
+    from proofs_numeric import fast as F
+    from proofs_numeric import mp as M
+
+    monkeypatch.setattr(M, "sigma_prime", M.sigma)
+    monkeypatch.setattr(F, "sigma_prime", F.sigma)
+    res = crosscheck_instance(identities.fisher_spec("sigma"), _tiny_at(beta), OPTS)
+    assert res.status == "refuted", (res.status, res.details.get("not_run"))
+    assert "theory_vs_numeric" not in _failed(res)  # the mutation is the same on both sides
+    assert res.details["float64_flag"] == "ok"  # ... and in the float64 path
+    assert {"derived_vs_closed", "finite_difference"} <= _failed(res)
+
+
+@pytest.mark.parametrize("beta", [1.0, 2000.0])
+def test_correct_fisher_is_verified_with_the_digits_its_cancellation_needs(beta: float) -> None:
+    res = crosscheck_instance(identities.SPECS["E10"], _tiny_at(beta), OPTS)
+    assert res.status == "verified", res.details.get("failures") or res.details.get("reason")
+    ran = {c["name"]: c for c in res.details["checks"] if c["name"] == "derived_vs_closed"}
+    assert ran, res.details["checks"]
+    need = max(rec["cancellation_digits"] for rec in res.details["per_point"])
+    if beta == 2000.0:
+        assert need > 300  # beyond the old MAX_CANCEL_DIGITS: there the old engine skipped both checks
+    worked = [c["digits"] for c in res.details["checks"] if c["name"] == "derived_vs_closed"]
+    assert max(worked) >= 2 * 50 + 10 + need
+    fd = [c["digits"] for c in res.details["checks"] if c["name"] == "finite_difference"]
+    assert len(fd) == 3 and max(fd) >= 50 + need
+
+
+def test_the_cancellation_digits_are_needed() -> None:
+    """Control for the estimate: the same derivation without the cancellation digits is garbage at
+    beta = 2000 (a false refutation), so the digits are not decoration."""
+    spec = dataclasses.replace(identities.SPECS["E10"], cancellation=lambda inst, theta: 0)
+    res = crosscheck_instance(spec, _tiny_at(2000.0), OPTS)
+    assert res.status == "refuted" and "derived_vs_closed" in _failed(res)
+
+
+def test_beyond_the_cap_the_instance_is_inconclusive_not_verified() -> None:
+    """beta = 1e6: away from theta = 0 the derivation would need ~4e5 digits (> cap 10000)."""
+    from checks.claims.identities import SPECS
+    from checks.crosscheck import MAX_DERIVED_DPS, MAX_FD_DPS, identity_claim
+    from checks.runner import run_claim
+
+    assert (MAX_DERIVED_DPS, MAX_FD_DPS) == (10000, 4990)
+    res = crosscheck_instance(SPECS["E10"], _tiny_at(1e6), OPTS)
+    assert res.status == "inconclusive" and "failures" not in res.details
+    assert "> cap 10000" in res.details["reason"] and "> cap 4990" in " ".join(res.details["not_run"])
+    # theta = 0 (point 1) has no sigmoid cancellation: its derivation and finite differences did run
+    assert res.details["per_point"][1]["cancellation_digits"] == 1
+    assert "derived_vs_closed_digits" in res.details["per_point"][1]
+    v = run_claim(identity_claim("E10", "E10", "THEORY.md E10", SPECS["E10"]), [_tiny_at(1e6)], OPTS)
+    assert v.status == "inconclusive" and "not run" in v.message and v.details["not_run"]
+    names = {c["name"] for c in v.details["checks"]}
+    assert {"derived_vs_closed", "finite_difference", "theory_vs_numeric", "float64"} <= names

@@ -27,7 +27,7 @@ from theory.compiled import compiled
 from theory.derivation import Derivation, context_args, flatten_values
 from theory.symbols import context_symbols
 
-from ..crosscheck import IdentitySpec, fd_jacobian, identity_claim
+from ..crosscheck import IdentitySpec, cancellation_estimate, fd_jacobian, identity_claim
 from ..registry import Claim
 
 Factory = Callable[[int, int], Derivation]
@@ -319,6 +319,15 @@ def _cov_float_cond(fn: Callable[[Instance, np.ndarray], Any]) -> Callable[[Inst
 
 
 # ============================================================== catalogue
+#: where each identity's derivation / finite differences can cancel (crosscheck module docstring):
+#: E1-E4 and E12/E17 have no sigmoid (pi_theta carries no beta), E4 also uses pi* = pi_{theta*};
+#: E5-E8 and E10 have sigma(beta <theta, z>); E9 and E11 are evaluated at theta* (q only weights)
+SOFTMAX_AT_THETA = cancellation_estimate("theta", beta=False)
+SOFTMAX_BOTH = cancellation_estimate("both", beta=False)
+SIGMOID_AT_THETA = cancellation_estimate("theta", beta=True)
+SIGMOID_AT_STAR = cancellation_estimate("star", beta=True)
+
+
 def fisher_spec(weight: str = "sigma_prime") -> IdentitySpec:
     """The E10 spec; ``weight="sigma"`` substitutes a deliberately wrong closed form (for tests)."""
     return IdentitySpec(
@@ -327,63 +336,63 @@ def fisher_spec(weight: str = "sigma_prime") -> IdentitySpec:
         derived=theory_side(tdpo.e10, "derived", reduce="sum", q=q_onpolicy, kwargs={"weight": weight}),
         floatpath=_e10_float,
         fd=_e10_fd,
-        float_cond=_cov_float_cond(_e10_float),
+        float_cond=_cov_float_cond(_e10_float), cancellation=SIGMOID_AT_THETA,
     )
 
 
 SPECS: dict[str, IdentitySpec] = {
     "E1": IdentitySpec(
         theory=theory_side(tsm.e1, "closed"), derived=theory_side(tsm.e1, "derived"),
-        numeric=_per_context(_e1_numeric), floatpath=lambda i, t: fast.mean_feature(i, t), fd=_e1_fd,
+        numeric=_per_context(_e1_numeric), floatpath=lambda i, t: fast.mean_feature(i, t), fd=_e1_fd, cancellation=SOFTMAX_AT_THETA,
     ),
     "E2": IdentitySpec(
         theory=theory_side(tsm.e2, "closed"), derived=theory_side(tsm.e2, "derived"),
         numeric=_per_context(M.feature_cov), floatpath=lambda i, t: fast.feature_cov(i, t), fd=_e2_fd,
-        float_cond=_cov_float_cond(lambda i, t: fast.feature_cov(i, t)),
+        float_cond=_cov_float_cond(lambda i, t: fast.feature_cov(i, t)), cancellation=SOFTMAX_AT_THETA,
     ),
     "E3": IdentitySpec(
         theory=theory_side(tsm.e3, "closed"), derived=theory_side(tsm.e3, "derived"),
         numeric=_per_context(_e3_numeric),
-        floatpath=lambda i, t: i.phi - fast.mean_feature(i, t)[:, None, :], fd=_e3_fd,
+        floatpath=lambda i, t: i.phi - fast.mean_feature(i, t)[:, None, :], fd=_e3_fd, cancellation=SOFTMAX_AT_THETA,
     ),
     "E4": IdentitySpec(
         theory=theory_side(tsm.e4, "closed", reduce="sum"), derived=theory_side(tsm.e4, "derived", reduce="sum"),
-        numeric=_e4_numeric, floatpath=_e4_float,
+        numeric=_e4_numeric, floatpath=_e4_float, cancellation=SOFTMAX_BOTH,
     ),
     "E5": IdentitySpec(
         theory=theory_side(tdpo.e5, "closed"), derived=theory_side(tdpo.e5, "derived"),
-        numeric=_e5_numeric, floatpath=_e5_float,
+        numeric=_e5_numeric, floatpath=_e5_float, cancellation=SIGMOID_AT_THETA,
     ),
     "E6": IdentitySpec(
         theory=theory_side(tdpo.e6, "closed"), derived=theory_side(tdpo.e6, "derived"),
-        numeric=_e6_numeric, floatpath=_e6_float, fd=_e6_fd,
+        numeric=_e6_numeric, floatpath=_e6_float, fd=_e6_fd, cancellation=SIGMOID_AT_THETA,
     ),
     "E7": IdentitySpec(
         theory=theory_side(tdpo.e7, "closed"), derived=theory_side(tdpo.e7, "derived"),
-        numeric=_e7_numeric, floatpath=_e7_float, fd=_e7_fd,
+        numeric=_e7_numeric, floatpath=_e7_float, fd=_e7_fd, cancellation=SIGMOID_AT_THETA,
     ),
     "E8": IdentitySpec(
         theory=theory_side(tdpo.e8, "closed"), derived=theory_side(tdpo.e8, "derived"),
-        numeric=_e8_numeric, floatpath=_e6_float, fd=_e6_fd,
+        numeric=_e8_numeric, floatpath=_e6_float, fd=_e6_fd, cancellation=SIGMOID_AT_THETA,
     ),
     "E9": IdentitySpec(
         theory=_e9_theory_closed, derived=theory_side(tdpo.e9, "derived", reduce="sum", q=q_onpolicy),
-        numeric=_e9_numeric, floatpath=_e9_float, fd=_e9_fd, absolute=True, scale=_e9_scale,
+        numeric=_e9_numeric, floatpath=_e9_float, fd=_e9_fd, absolute=True, scale=_e9_scale, cancellation=SIGMOID_AT_STAR,
     ),
     "E10": fisher_spec(),
     "E11": IdentitySpec(
         theory=theory_side(tdpo.e11, "closed", reduce="sum", q=q_onpolicy),
         derived=theory_side(tdpo.e11, "derived", reduce="sum", q=q_onpolicy),
-        numeric=_e11_numeric, floatpath=_e11_float, float_cond=_cov_float_cond(_e11_float),
+        numeric=_e11_numeric, floatpath=_e11_float, float_cond=_cov_float_cond(_e11_float), cancellation=SIGMOID_AT_STAR,
     ),
     "E12": IdentitySpec(
         theory=theory_side(tdpo.e12, "closed", reduce="sum"), derived=theory_side(tdpo.e12, "derived", reduce="sum"),
-        numeric=_e12_numeric, floatpath=_e12_float, float_cond=_cov_float_cond(_e12_float),
+        numeric=_e12_numeric, floatpath=_e12_float, float_cond=_cov_float_cond(_e12_float), cancellation=SOFTMAX_AT_THETA,
     ),
     "E17": IdentitySpec(
         theory=theory_side(tdpo.e17, "closed", reduce="sum", q=q_mixed),
         derived=theory_side(tdpo.e17, "derived", reduce="sum", q=q_mixed),
-        numeric=_e17_numeric, floatpath=_e17_float, float_cond=_cov_float_cond(_e17_float),
+        numeric=_e17_numeric, floatpath=_e17_float, float_cond=_cov_float_cond(_e17_float), cancellation=SOFTMAX_AT_THETA,
     ),
 }
 
