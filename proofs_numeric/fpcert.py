@@ -329,13 +329,28 @@ def gen_eig_bracket(A: FloatSym, B: FloatSym, target: float | None = None) -> tu
         centre = float((nlo + nhi) / (dlo + dhi))
     scale = max(abs(centre), 1e-300)
     tried: list[float] = []
-    for kk in (44, 38, 32, 26, 20, 14, 8, 4, 2, 1, 0):
-        c = float(up(centre + scale * 2.0**-kk))
+    ladder = (44, 38, 32, 26, 20, 14, 8, 4, 2, 1, 0)
+    how = "float64 Rayleigh quotient and Rump PD test"
+
+    def level(kk: int) -> float:
+        return float(up(centre + scale * 2.0**-kk))
+
+    for i, kk in enumerate(ladder):
+        c = level(kk)
         if target is not None and c > target:
             break
         tried.append(c)
         if loewner_certify(A, B, c)[0]:
-            return FloatBracket(lo, c, float(w[k]), v.tolist(), "float64 Rayleigh quotient and Rump PD test"), ""
+            if i > 0:  # bisect the exponent between the last failure and this success
+                k_fail, k_ok = ladder[i - 1], kk
+                while k_fail - k_ok > 1:
+                    mid = (k_fail + k_ok) // 2
+                    if loewner_certify(A, B, level(mid))[0]:
+                        k_ok = mid
+                    else:
+                        k_fail = mid
+                c = level(k_ok)
+            return FloatBracket(lo, c, float(w[k]), v.tolist(), how), ""
     if target is not None and target >= 0 and math.isfinite(target) and target not in tried:
         if loewner_certify(A, B, target)[0]:
             return FloatBracket(lo, target, float(w[k]), v.tolist(),
