@@ -41,6 +41,7 @@ House rule: imports only numpy, python-flint and :mod:`proofs_numeric.certify`.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -50,7 +51,7 @@ import numpy as np
 from flint import arb
 from numpy.typing import NDArray
 
-from .certify import GenEig
+from .certify import GenEig, arb_prec, pd_report
 from .instance import Instance
 
 F = NDArray[np.float64]
@@ -59,6 +60,7 @@ __all__ = [
     "U", "ETA", "gamma", "up", "dn", "rounding_selftest", "tier_available", "FloatSym", "FloatCtx",
     "PolicyIv", "pd_certify", "loewner_certify", "gen_eig_bracket", "laplacian_gram", "pair_cov_enclosure",
     "fisher_enclosure", "policy_intervals", "ball_to_interval", "interval_to_ball", "TIER_FLOAT", "TIER_ARB",
+    "arb_recheck_pd", "arb_recheck_gram", "arb_mat_of", "RECHECK_ENV",
 ]
 
 #: unit roundoff of IEEE 754 binary64 with round to nearest
@@ -157,6 +159,54 @@ def tier_available() -> bool:
     return rounding_selftest()[0]
 
 
+# ------------------------------------------------------------------ re-checks by Arb (tests)
+#: with PREFCHECK_FPCERT_RECHECK=1 every certificate of the tier (each PD test that succeeds, each Gram
+#: enclosure) is re-checked in Arb at :data:`RECHECK_PREC` bits and an AssertionError is raised when Arb
+#: does not confirm it (the test suite sets it: every tier-1 certificate in the tests is re-checked).
+RECHECK_ENV = "PREFCHECK_FPCERT_RECHECK"
+RECHECK_PREC = 256
+
+
+def _recheck_on() -> bool:
+    return os.environ.get(RECHECK_ENV, "") not in ("", "0")
+
+
+def arb_recheck_pd(S: FloatSym, prec: int = RECHECK_PREC) -> bool:
+    r"""Arb confirms the claim of a successful :func:`pd_certify`: :math:`M - \delta I` is positive definite
+    (then every matrix within delta of M is)."""
+    from flint import arb_mat
+
+    n = S.M.shape[0]
+    with arb_prec(prec):
+        d = arb(float(S.delta))
+        A = arb_mat([[arb(float(S.M[i, j])) - (d if i == j else 0) for j in range(n)] for i in range(n)])
+        return pd_report(A, prec).status == "pd"
+
+
+def arb_recheck_gram(ctx: FloatCtx, Wlo: F, Whi: F, S: FloatSym, prec: int = RECHECK_PREC) -> bool:
+    r"""Arb confirms the claim of :func:`laplacian_gram`: with W the ball matrix [Wlo, Whi] and the exact
+    centred features, G = 2 sum_x P^T (diag(W 1) - W) P in balls, and both :math:`\delta I \pm (G - M)`
+    certified positive definite, i.e. :math:`\|G - M\|_2 < \delta` for every W in the intervals."""
+    from flint import arb_mat
+
+    inst = ctx.inst
+    m, K, d = inst.phi.shape
+    cen = np.asarray(inst.phi, dtype=np.float64).mean(axis=1)
+    with arb_prec(prec):
+        G = arb_mat(d, d)
+        for x in range(m):
+            P = arb_mat([[arb(float(inst.phi[x, y, j])) - arb(float(cen[x, j])) for j in range(d)] for y in range(K)])
+            W = [[interval_to_ball(Wlo[x, y, yp], Whi[x, y, yp]) if y != yp else arb(0) for yp in range(K)]
+                 for y in range(K)]
+            L = arb_mat([[(sum(W[y], arb(0)) if y == yp else -W[y][yp]) for yp in range(K)] for y in range(K)])
+            G += P.transpose() * L * P
+        G = 2 * G
+        dl = arb(float(S.delta))
+        E = arb_mat([[G[i, j] - arb(float(S.M[i, j])) for j in range(d)] for i in range(d)])
+        eye = arb_mat([[dl if i == j else arb(0) for j in range(d)] for i in range(d)])
+        return pd_report(eye - E, prec).status == "pd" and pd_report(eye + E, prec).status == "pd"
+
+
 # ------------------------------------------------------------------ balls <-> intervals
 def ball_to_interval(balls: Sequence[arb]) -> tuple[F, F]:
     """Float arrays (lo, hi) with lo <= every point of ball i <= hi (outward; any float conversion
@@ -170,6 +220,13 @@ def ball_to_interval(balls: Sequence[arb]) -> tuple[F, F]:
     bad = ~(np.isfinite(lo) & np.isfinite(hi))
     lo[bad], hi[bad] = -np.inf, np.inf
     return lo, hi
+
+
+def arb_mat_of(M: F) -> Any:
+    """A float matrix as an exact arb_mat."""
+    from flint import arb_mat
+
+    return arb_mat([[arb(float(v)) for v in row] for row in np.asarray(M, dtype=np.float64).tolist()])
 
 
 def interval_to_ball(lo: float, hi: float) -> arb:
@@ -239,6 +296,8 @@ def pd_certify(S: FloatSym) -> tuple[bool, str]:
         return False, f"Cholesky of M - {c:.3g} I failed: the margin is below the float tier's error bound"
     if not np.all(np.isfinite(R)):
         return False, "Cholesky produced non-finite entries"
+    if _recheck_on() and not arb_recheck_pd(S):
+        raise AssertionError(f"float-tier PD certificate not confirmed by Arb (n={n}, delta={S.delta!r})")
     return True, f"Cholesky of M - c I completed, c = {c:.3g} >= rounding bound + delta (Rump)"
 
 
@@ -497,7 +556,10 @@ def laplacian_gram(ctx: FloatCtx, Wlo: F, Whi: F) -> FloatSym:
         sym = float(up(U * _rowsum_norm_up(np.abs(Gs), d + 2) + 2 * d * ETA))
         delta = float(up(2.0 * up(up(half + uf) + sym)))
         M = 2.0 * Gs
-    return FloatSym(np.asarray(M), delta)
+    out = FloatSym(np.asarray(M), delta)
+    if _recheck_on() and out.ok() and not arb_recheck_gram(ctx, Wlo, Whi, out):
+        raise AssertionError(f"float-tier Gram enclosure not confirmed by Arb (delta={delta!r})")
+    return out
 
 
 def pair_cov_enclosure(ctx: FloatCtx, pol: PolicyIv) -> FloatSym:
