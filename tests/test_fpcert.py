@@ -180,3 +180,23 @@ def test_i2_i4_same_statuses_with_and_without_the_float_tier() -> None:
                                                             extra={"tier": "arb"}))
     assert a.status == b.status == "refuted"
     assert a.counterexample == b.counterexample
+
+
+def test_quantity_enclosures_float_tier_and_arb_seed() -> None:
+    from checks.quantities import QuantityEvaluator, enclose
+
+    inst = preset("W1")
+    th = [0.1] * inst.d
+    ea = QuantityEvaluator(inst, th, 40)
+    ef = QuantityEvaluator(inst, th, 40, tier="float")
+    for name in ("C_Sigma", "C_I"):
+        a, f = ea.enclosure(name), ef.enclosure(name)
+        assert ea.tiers[name] == "certified-arb" and ef.tiers[name] == "certified-float"
+        # the Arb bracket (seeded from the Arb midpoints) is tight; both contain the exact value: they overlap
+        assert a.rad() < a.mid() * arb(10) ** -35
+        assert a.overlaps(f) and f.rad() < f.mid() * arb(1e-9)
+        assert abs(float(a.mid()) - float(ea.value(name))) < 1e-12 * float(a.mid())  # agrees with mpmath
+    assert ef.enclosure("C_dev") is not None and ef.tiers["C_dev"] == "certified-arb"
+    assert enclose("C_Sigma", inst, th, 40, tier="float").overlaps(ea.enclosure("C_Sigma"))
+    with pytest.raises(Exception, match="tier must be arb or float"):
+        QuantityEvaluator(inst, th, 40, tier="fast")
