@@ -28,7 +28,8 @@ Two independent evaluations of every quantity, both delegated to :mod:`proofs_nu
 - :func:`enclose`: an Arb ball (python-flint) that certainly contains the value, from the
   ``arb_*`` enclosures of :mod:`proofs_numeric.coverage` (Gram matrices in the Laplacian form
   E17). For the pencil quantities the ball is the bracket of
-  :func:`proofs_numeric.certify.gen_eig_max` seeded with the mpmath eigenvector:
+  :func:`proofs_numeric.certify.gen_eig_max` seeded with the mpmath eigenvector *of the Arb midpoints*
+  (no mpmath rebuild of the pencil, so the enclosure does not depend on the mpmath evaluation):
   ``[Rayleigh quotient, hi]`` with ``hi B - A`` certified positive definite by an Arb LDL^T
   (every pivot certified > 0), so the bracket is as tight as the mpmath vector is accurate;
   hi is capped by the pair-ratio bound (both matrices are sums of the same terms z z^T) and lo is
@@ -36,6 +37,10 @@ Two independent evaluations of every quantity, both delegated to :mod:`proofs_nu
   pencil (:func:`proofs_numeric.coverage.arb_fisher_congruent`) when the plain one is too
   ill-conditioned (large beta). ``N_gen_bound`` at r = 0 is exactly +inf. Every quantity has an
   enclosure; :meth:`QuantityEvaluator.enclosure` returns None only when even these fail.
+  With ``tier="float"`` the C_Sigma and C_I enclosures come from the certified float64 tier
+  (:mod:`proofs_numeric.fpcert`: float64 Gram sums with rigorous rounding bounds, Rump's PD test;
+  a bracket about 1e-12 relative wide) and escalate to the Arb bracket where the tier cannot bracket;
+  ``QuantityEvaluator.tiers`` records which tier gave each enclosure.
 - :meth:`QuantityEvaluator.condition`: the relative condition number of each mpmath value (the
   factor by which a relative perturbation of its inputs at the working precision can grow), which
   scales the tolerance of the mpmath-vs-Arb consistency check of :mod:`checks.claimsfile`.
@@ -51,7 +56,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flint import arb
-from mpmath import mpf
+from mpmath import mp, mpf
 
 from proofs_numeric import coverage as cov
 from proofs_numeric import mp as pmp
@@ -145,12 +150,23 @@ class QuantityEvaluator:
     dps : decimal digits for mpmath (>= 20) and, converted with 16 guard bits
         (:func:`proofs_numeric.coverage.dps_to_prec`), for Arb (``self.prec``).
     params : claim parameters (``r``).
+    tier : ``"arb"`` (default) or ``"float"``: the certified float64 tier for the C_Sigma and C_I
+        enclosures, escalating to Arb where it cannot bracket (recorded in ``self.tiers``).
     """
 
     def __init__(
-        self, inst: Instance, theta: Sequence[float], dps: int, params: Mapping[str, float] | None = None
+        self,
+        inst: Instance,
+        theta: Sequence[float],
+        dps: int,
+        params: Mapping[str, float] | None = None,
+        tier: str = "arb",
     ):
         check_dps(dps)
+        if tier not in ("arb", "float"):
+            raise InvalidInput(f"tier must be arb or float, got tier={tier!r}")
+        self.tier = tier
+        self.tiers: dict[str, str] = {}
         if len(theta) != inst.d:
             raise InvalidInput(f"theta must have length d={inst.d}, got length {len(theta)}")
         self.inst = inst
@@ -274,12 +290,69 @@ class QuantityEvaluator:
 
         return self._memo(self._arb, f"mats_{kind}", build)  # type: ignore[no-any-return]
 
+    def _seed(self, kind: str) -> list[Any] | None:
+        """Top generalized eigenvector of the pencil's Arb *midpoints* (exact binary numbers) at dps digits
+        (mpmath): the seed of the certified bracket, without rebuilding the pencil by mpmath pair sums."""
+
+        def build() -> list[Any] | None:
+            A, B = self._amats(kind)
+
+            def mids(M: Any) -> list[list[Any]]:
+                out = []
+                # exact: a midpoint has at most prec bits (mpf rounds at the working precision on creation)
+                with mp.workprec(self.prec + 64):
+                    for i in range(M.nrows()):
+                        row = []
+                        for j in range(M.ncols()):
+                            man, exp = M[i, j].mid().man_exp()
+                            row.append(mp.mpf((int(man), int(exp))))
+                        out.append(row)
+                return out
+
+            return cov.gen_eig_max_vec_mp(mids(A), mids(B), self.dps)[1]
+
+        return self._memo(self._arb, f"seed_{kind}", build)  # type: ignore[no-any-return]
+
+    def _fpencil(self, kind: str) -> Any:
+        """The float-tier bracket of C_Sigma / C_I as one ball, or None (then the Arb bracket is used)."""
+        from proofs_numeric import fpcert
+
+        if not fpcert.tier_available():
+            return None
+        ctx = self._memo(self._arb, "fctx", lambda: fpcert.FloatCtx(self.inst))
+        ts = self.inst.theta_star
+        ps = self._memo(self._arb, "fpol_star", lambda: fpcert.policy_intervals(ctx, ts))
+        p = self._memo(self._arb, "fpol_pi", lambda: fpcert.policy_intervals(ctx, self._np_theta()))
+        if kind == "Sigma":
+            A, B = fpcert.pair_cov_enclosure(ctx, ps), fpcert.pair_cov_enclosure(ctx, p)
+        else:
+            w = fpcert.sigma_prime_weights(ctx, ts)
+            A, B = fpcert.fisher_enclosure(ctx, ps, w), fpcert.fisher_enclosure(ctx, p, w)
+        br, _why = fpcert.gen_eig_bracket(A, B)
+        if br is None:
+            return None
+        lo = arb(max(br.lo, 0.0))
+        return lo.union(arb(br.hi))
+
+    def _np_theta(self) -> Any:
+        import numpy as np
+
+        return np.asarray(self.theta, dtype=np.float64)
+
     def _apencil(self, kind: str) -> Any:
         """Certified bracket [lo, hi] of the top generalized eigenvalue as one ball, seeded with the mpmath
-        eigenvector; hi capped by the pair-ratio bound, lo at least 0 (both matrices PSD); C_I falls back on
-        the congruent pencil when the plain one is ill-conditioned."""
+        eigenvector of the Arb midpoints; hi capped by the pair-ratio bound, lo at least 0 (both matrices
+        PSD); C_I falls back on the congruent pencil when the plain one is ill-conditioned. With
+        ``tier="float"``, C_Sigma and C_I from the certified float64 tier first."""
+        name = {"Sigma": "C_Sigma", "I": "C_I", "dev": "C_dev"}[kind]
+        if self.tier == "float" and kind in ("Sigma", "I"):
+            f = self._fpencil(kind)
+            if f is not None:
+                self.tiers[name] = "certified-float"
+                return f
+        self.tiers[name] = "certified-arb"
         A, B = self._amats(kind)
-        vec = self._eig(kind)[1]
+        vec = self._seed(kind)
         if kind == "I":
             g, _how = cov.fisher_gen_eig(
                 self.inst, self._alp("star"), self._alp("pi"), self.inst.theta_star.tolist(), self.prec,
@@ -403,7 +476,13 @@ def evaluate(
 
 
 def enclose(
-    name: str, inst: Instance, theta: Sequence[float], dps: int, params: Mapping[str, float] | None = None
+    name: str,
+    inst: Instance,
+    theta: Sequence[float],
+    dps: int,
+    params: Mapping[str, float] | None = None,
+    tier: str = "arb",
 ) -> Any:
-    """A certified Arb enclosure of ``name`` (None when none could be certified)."""
-    return QuantityEvaluator(inst, theta, dps, params).enclosure(name)
+    """A certified Arb enclosure of ``name`` (None when none could be certified); ``tier="float"``: C_Sigma
+    and C_I from the certified float64 tier where it brackets them (see :class:`QuantityEvaluator`)."""
+    return QuantityEvaluator(inst, theta, dps, params, tier=tier).enclosure(name)

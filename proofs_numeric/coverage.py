@@ -120,12 +120,8 @@ def coverage_fast(inst: Instance, theta: Any, at: Any | None = None) -> dict[str
     lp_s, lp = fast.log_policy(inst, inst.theta_star), fast.log_policy(inst, th)
     ps, p = np.exp(lp_s), np.exp(lp)
     qs, q = ps[:, :, None] * ps[:, None, :], p[:, :, None] * p[:, None, :]
-    fs = np.einsum("xy,xyd->xd", ps, inst.phi)
-    f = np.einsum("xy,xyd->xd", p, inst.phi)
-    cs = inst.phi - fs[:, None, :]
-    c = inst.phi - f[:, None, :]
-    Ss = np.einsum("x,xy,xyi,xyj->ij", inst.rho, ps, cs, cs)
-    S = np.einsum("x,xy,xyi,xyj->ij", inst.rho, p, c, c)
+    Ss = fast.expected_feature_cov_probs(inst.rho, inst.phi, ps)
+    S = fast.expected_feature_cov_probs(inst.rho, inst.phi, p)
     return {
         "C_inf": float(np.exp((lp_s - lp).max())),
         "C_Sigma": gen_eig_max_fast(fast.pair_cov(inst, qs), fast.pair_cov(inst, q)),

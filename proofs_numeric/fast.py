@@ -4,6 +4,11 @@ Vectorized over contexts and pairs, same conventions (a sampler is a pair-weight
 array q of shape (m, K, K)). Stable forms: log-sum-exp with the max subtracted,
 softplus via log1p, sigma' as e^{-|u|}/(1+e^{-|u|})^2, and the Laplacian form E17
 with the diagonal of W zeroed and Phi_x centred per context.
+
+The O(m K^2 d^2) sums are matrix products (BLAS through numpy): the Laplacian form is
+P^T (L P) with P the m K x d stack of centred feature matrices and L P a batched K x K by K x d
+product, and the variance forms are (p * P_c)^T P_c. The earlier three-operand ``np.einsum`` forms
+(unoptimized loops) are kept as ``*_einsum`` for the benchmarks (issue 13: the float64 floor).
 """
 
 from __future__ import annotations
@@ -54,14 +59,27 @@ def policy(inst: Instance, theta: Any) -> F:
 
 def mean_feature(inst: Instance, theta: Any) -> F:
     """mu_theta(x), shape (m, d)."""
-    return np.asarray(np.einsum("xy,xyd->xd", policy(inst, theta), inst.phi))
+    return np.asarray(np.matmul(policy(inst, theta)[:, None, :], inst.phi)[:, 0, :])
+
+
+def feature_cov_probs(phi: F, p: F) -> F:
+    """S(x) = sum_y p(y|x) (phi - mu)(phi - mu)^T for every context, shape (m, d, d), centred form
+    as a batched product (p * C)^T C."""
+    c = phi - np.matmul(p[:, None, :], phi)
+    return np.asarray(np.matmul(np.swapaxes(p[:, :, None] * c, 1, 2), c))
+
+
+def expected_feature_cov_probs(rho: F, phi: F, p: F) -> F:
+    """E_x S(x) = sum_x rho(x) S(x) as one (m K x d)^T (m K x d) product, centred form."""
+    m, K, d = phi.shape
+    c = (phi - np.matmul(p[:, None, :], phi)).reshape(m * K, d)
+    w = (rho[:, None] * p).reshape(m * K, 1)
+    return np.asarray((w * c).T @ c)
 
 
 def feature_cov(inst: Instance, theta: Any) -> F:
     """S_theta(x), shape (m, d, d), centred form."""
-    p = policy(inst, theta)
-    c = inst.phi - np.einsum("xy,xyd->xd", p, inst.phi)[:, None, :]
-    return np.asarray(np.einsum("xy,xyi,xyj->xij", p, c, c))
+    return feature_cov_probs(inst.phi, policy(inst, theta))
 
 
 def _z(inst: Instance) -> F:
@@ -116,12 +134,30 @@ def population_grad(inst: Instance, q: Any, theta: Any) -> F:
     return np.asarray(np.einsum("x,xab,xab,xabd->d", inst.rho, q, c, _z(inst)))
 
 
-def _laplacian_sum(inst: Instance, W: F) -> F:
-    """sum_x 2 Phi_x^T (diag(W 1) - W) Phi_x with W symmetrized, diagonal zeroed, Phi_x centred (E17)."""
+def _laplacian_weights(inst: Instance, W: F) -> tuple[F, F]:
+    """(W symmetrized with its diagonal zeroed, Phi_x centred per context) for the Laplacian form E17."""
     W = 0.5 * (W + np.swapaxes(W, 1, 2))
     idx = np.arange(inst.K)
     W[:, idx, idx] = 0.0
     P = inst.phi - inst.phi.mean(axis=1, keepdims=True)
+    return W, np.asarray(P)
+
+
+def _laplacian_sum(inst: Instance, W: F) -> F:
+    """sum_x 2 Phi_x^T (diag(W 1) - W) Phi_x with W symmetrized, diagonal zeroed, Phi_x centred (E17).
+
+    Matrix-multiply form: L P per context (batched GEMM), then one (m K x d)^T (m K x d) GEMM.
+    """
+    W, P = _laplacian_weights(inst, W)
+    deg = W.sum(axis=2)
+    LP = deg[:, :, None] * P - np.matmul(W, P)
+    n = inst.m * inst.K
+    return np.asarray(2.0 * (P.reshape(n, inst.d).T @ LP.reshape(n, inst.d)))
+
+
+def _laplacian_sum_einsum(inst: Instance, W: F) -> F:
+    """The same sum by the three-operand einsum form (the pre-issue-13 float64 path; benchmarks only)."""
+    W, P = _laplacian_weights(inst, W)
     deg = W.sum(axis=2)
     lap = np.einsum("xy,xyi,xyj->ij", deg, P, P) - np.einsum("xab,xai,xbj->ij", W, P, P)
     return np.asarray(2.0 * lap)
@@ -135,6 +171,13 @@ def fisher(inst: Instance, q: Any, theta: Any) -> F:
 
 
 population_hess = fisher
+
+
+def fisher_einsum(inst: Instance, q: Any, theta: Any) -> F:
+    """:func:`fisher` by the old einsum form (benchmarks: the change of the float64 floor is visible)."""
+    q = np.asarray(q, dtype=np.float64)
+    W = inst.rho[:, None, None] * q * sigma_prime(inst.beta * _scores(inst, theta))
+    return np.asarray(inst.beta**2 * _laplacian_sum_einsum(inst, W))
 
 
 def fisher_pairsum(inst: Instance, q: Any, theta: Any) -> F:
@@ -162,6 +205,12 @@ def pair_cov(inst: Instance, q: Any) -> F:
     return _laplacian_sum(inst, inst.rho[:, None, None] * q)
 
 
+def pair_cov_einsum(inst: Instance, q: Any) -> F:
+    """:func:`pair_cov` by the old einsum form (benchmarks only)."""
+    q = np.asarray(q, dtype=np.float64)
+    return _laplacian_sum_einsum(inst, inst.rho[:, None, None] * q)
+
+
 def pair_cov_pairsum(inst: Instance, q: Any) -> F:
     q = np.asarray(q, dtype=np.float64)
     z = _z(inst)
@@ -169,7 +218,7 @@ def pair_cov_pairsum(inst: Instance, q: Any) -> F:
 
 
 def expected_feature_cov(inst: Instance, theta: Any) -> F:
-    return np.asarray(np.einsum("x,xij->ij", inst.rho, feature_cov(inst, theta)))
+    return expected_feature_cov_probs(inst.rho, inst.phi, policy(inst, theta))
 
 
 def kl_rows(p: Any, q: Any) -> F:

@@ -14,6 +14,10 @@ import mpmath
 import pytest
 from hypothesis import HealthCheck, settings
 
+# every certificate of the certified float64 tier made anywhere in the test suite (subprocesses included)
+# is re-checked in Arb (proofs_numeric.fpcert.arb_recheck_pd / arb_recheck_gram); a failure raises
+os.environ.setdefault("PREFCHECK_FPCERT_RECHECK", "1")
+
 settings.register_profile("dev", max_examples=25, deadline=None)
 settings.register_profile(
     "ci",

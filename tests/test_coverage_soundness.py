@@ -472,5 +472,5 @@ def test_pair_ratio_cap_bounds_every_pencil_and_a_wrong_cap_is_caught(monkeypatc
     # a wrong cap (pi*/pi of single responses, i.e. C_inf, instead of pairs) contradicts the certified lo
     inst = generate("poor_coverage", 40, m=2, K=3, d=2)
     monkeypatch.setattr(cov, "arb_pair_ratio_max", lambda lps, lp, inst=None: cov.arb_c_inf(lps, lp).sqrt())
-    v = _run("I2", [inst])
+    v = _run("I2", [inst], extra={"tier": "arb"})  # the cap belongs to the Arb tier
     assert v.status == "error" and "below the certified lower end" in v.details["per_instance"][0]["error"]

@@ -59,12 +59,13 @@ from checks.runner import default_aggregate, record_check
 from checks.scope import scoped, scoped_aggregate
 from checks.verdict import Verdict
 from proofs_numeric import coverage as cov
-from proofs_numeric import fast
+from proofs_numeric import fast, fpcert
 from proofs_numeric.certify import (
     GenEig,
     LoewnerReport,
     arb_prec,
     bits_for_dps,
+    float_down,
     gen_eig_max,
     loewner_report,
     to_arb,
@@ -198,6 +199,12 @@ class _Tally:
     ran: dict[str, dict[str, Any]] = field(default_factory=dict)
     exact: int = 0
 
+    def tier(self, name: str) -> None:
+        """Count a point decided by the tier ``name`` (certified-float / certified-arb)."""
+        counts = self.details.setdefault("tier_points", {})
+        counts[name] = counts.get(name, 0) + 1
+        self.details["tier"] = "+".join(sorted(counts))
+
     def check(self, name: str, **info: Any) -> None:
         """Note that the sub-check ``name`` ran (once per instance in the verdict, with a point count)."""
         row = self.ran.setdefault(name, {**info, "points": 0})
@@ -325,6 +332,107 @@ def _unit_dirs(inst: Instance, opts: RunOptions, n_random: int, salt: str) -> li
 def _fq(v: float) -> flint.fmpq:
     n, d = float(v).as_integer_ratio()
     return flint.fmpq(n, d)
+
+
+
+# ------------------------------------------------------------ the certified float64 tier (issue 13)
+def _tier_opt(opts: RunOptions) -> str:
+    """``RunOptions.extra["tier"]``: "auto" (float64 tier first, Arb where it cannot decide; default)
+    or "arb" (Arb only)."""
+    t = str((opts.extra or {}).get("tier", "auto"))
+    if t not in ("auto", "arb"):
+        raise InvalidInput(f"tier must be auto or arb, got tier={t!r}")
+    return t
+
+
+class _FloatTier:
+    """The coverage pencils of one instance in the certified float64 tier (:mod:`proofs_numeric.fpcert`).
+
+    :meth:`bracket` returns a bracket of C_Sigma / C_I only when it *certifies* ``C <= bound`` (hi below
+    the bound's lower end); anything else (margin below the tier's error bound, B not certified PD,
+    rounding self-test failed, non-float parameters) returns None and the caller escalates to Arb.
+    """
+
+    def __init__(self, inst: Instance, opts: RunOptions):
+        self.inst = inst
+        self.on = _tier_opt(opts) == "auto" and fpcert.tier_available()
+        self._ctx: fpcert.FloatCtx | None = None
+        self._pol: dict[bytes, fpcert.PolicyIv] = {}
+        self._w: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+        self._star: dict[str, fpcert.FloatSym] = {}
+
+    @property
+    def ctx(self) -> fpcert.FloatCtx:
+        if self._ctx is None:
+            self._ctx = fpcert.FloatCtx(self.inst)
+        return self._ctx
+
+    def policy(self, th: np.ndarray) -> fpcert.PolicyIv:
+        key = np.asarray(th, dtype=np.float64).tobytes()
+        if key not in self._pol:
+            self._pol[key] = fpcert.policy_intervals(self.ctx, np.asarray(th, dtype=np.float64))
+        return self._pol[key]
+
+    def weights(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        key = np.asarray(at, dtype=np.float64).tobytes()
+        if key not in self._w:
+            self._w[key] = fpcert.sigma_prime_weights(self.ctx, np.asarray(at, dtype=np.float64))
+        return self._w[key]
+
+    def log_ratio(self, th: np.ndarray) -> arb:
+        """Enclosure of log C_inf(pi*; pi_theta) from the float-interval policies."""
+        return fpcert.log_ratio_max(self.policy(self.inst.theta_star), self.policy(th))
+
+    def pencil(self, name: str, th: np.ndarray, at: np.ndarray | None) -> tuple[fpcert.FloatSym, fpcert.FloatSym]:
+        ps, p = self.policy(self.inst.theta_star), self.policy(th)
+        if name == "C_Sigma":
+            if "Sigma" not in self._star:
+                self._star["Sigma"] = fpcert.pair_cov_enclosure(self.ctx, ps)
+            return self._star["Sigma"], fpcert.pair_cov_enclosure(self.ctx, p)
+        assert at is not None
+        w = self.weights(at)
+        return fpcert.fisher_enclosure(self.ctx, ps, w), fpcert.fisher_enclosure(self.ctx, p, w)
+
+    def bracket(self, name: str, th: np.ndarray, at: np.ndarray | None, bound: arb) -> GenEig | None:
+        """A float-tier bracket of ``name`` with hi <= bound.lower() certified, else None (escalate)."""
+        if not self.on:
+            return None
+        lo_b = bound.lower()
+        if not lo_b.is_finite() or not lo_b > 0:
+            return None
+        target = float_down(lo_b)
+        A, B = self.pencil(name, th, at)
+        br, _why = fpcert.gen_eig_bracket(A, B, target)
+        if br is None or not arb(br.hi) <= lo_b:
+            return None
+        return br.as_geneig()
+
+    def coverage(self, th: np.ndarray, b1: arb, b2: arb) -> _FloatCoverage | None:
+        """C_inf, C_Sigma, C_I (Fisher at theta*) of pi_theta when the float tier certifies C_inf <= b1 and
+        C_Sigma, C_I <= b2 (I4); else None."""
+        if not self.on:
+            return None
+        lr = self.log_ratio(th)
+        c_inf = lr.exp()
+        if not c_inf.upper() <= b1.lower():
+            return None
+        gs = self.bracket("C_Sigma", th, None, b2)
+        if gs is None:
+            return None
+        gi = self.bracket("C_I", th, self.inst.theta_star, b2)
+        if gi is None:
+            return None
+        return _FloatCoverage(c_inf, lr, gs, gi)
+
+
+@dataclass
+class _FloatCoverage:
+    """The I4 constants from the float tier (same fields as :class:`proofs_numeric.coverage.ArbCoverage`)."""
+
+    C_inf: arb
+    log_C_inf: arb
+    C_Sigma: GenEig
+    C_I: GenEig
 
 
 # ========================================================================== I1
@@ -483,12 +591,19 @@ def _check_i2(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
 
     def run(tally: _Tally, prec: int) -> None:
         worst_exp = {"C_Sigma": -math.inf, "C_I": -math.inf}
+        fl = _FloatTier(inst, opts)
         with arb_prec(prec):
-            Pc = cov._phi_centred(inst)
-            lps = cov.arb_log_policy(inst, inst.theta_star.tolist())
-            ps = [[v.exp() for v in row] for row in lps]
-            Ss = cov.arb_pair_cov(inst, ps, Pc)
             kk = _value(k_c, inst)
+            arb_side: dict[str, Any] = {}
+
+            def arb_star() -> dict[str, Any]:  # the Arb path's shared pieces, built on the first escalation
+                if not arb_side:
+                    arb_side["Pc"] = cov._phi_centred(inst)
+                    arb_side["lps"] = cov.arb_log_policy(inst, inst.theta_star.tolist())
+                    ps = [[v.exp() for v in row] for row in arb_side["lps"]]
+                    arb_side["Ss"] = cov.arb_pair_cov(inst, ps, arb_side["Pc"])
+                return arb_side
+
             for th in thetas:
                 todo = which or [("C_Sigma", None), ("C_I", inst.theta_star), ("C_I", th)]
 
@@ -514,23 +629,42 @@ def _check_i2(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
                         tally.add("certified", 0.0, 1.0, cex(name, at, 1.0, 1.0), exact=True)
                     tally.check("pi_theta = pi* in exact rationals: every constant is 1", method="exact")
                     continue
-                lp = cov.arb_log_policy(inst, th.tolist())
-                p = [[v.exp() for v in row] for row in lp]
-                lr = cov.arb_log_ratio_max(lps, lp)
-                bound = (kk * lr).exp()  # C_inf^k
-                brackets: list[tuple[str, Any, GenEig]] = []
-                for name, at in todo:
-                    if name == "C_Sigma":
-                        g = cov._capped(gen_eig_max(Ss, cov.arb_pair_cov(inst, p, Pc), prec),
-                                        cov.arb_pair_ratio_max(lps, lp, inst).upper())
-                        tally.check("C_Sigma bracket: Rayleigh quotient and LDL^T (Arb), pair-ratio cap",
-                                    prec_bits=prec, method="arb")
-                    else:
-                        assert at is not None
-                        g, how = cov.fisher_gen_eig(inst, lps, lp, at.tolist(), prec, Pc=Pc)
-                        tally.check(f"C_I bracket: {how}", prec_bits=prec, method="arb")
-                    brackets.append((name, at, g))
-                for name, at, g in brackets:
+                # tier 1: float64 with rigorous rounding bounds; only a certified bracket is kept
+                brackets: list[tuple[str, Any, GenEig, arb, arb]] = []
+                rest = list(todo)
+                if fl.on:
+                    lr_f = fl.log_ratio(th)
+                    bound_f = (kk * lr_f).exp()
+                    rest = []
+                    for name, at in todo:
+                        g_f = fl.bracket(name, th, at, bound_f)
+                        if g_f is None:
+                            rest.append((name, at))
+                            continue
+                        brackets.append((name, at, g_f, lr_f, bound_f))
+                        tally.check(f"{name} <= C_inf^k: Loewner certificate in float64 (rounding bounds, Rump PD test)",
+                                    method="float64", tier=fpcert.TIER_FLOAT)
+                        tally.tier(fpcert.TIER_FLOAT)
+                if rest:  # tier 2: Arb balls at the requested precision (as before the float tier)
+                    a = arb_star()
+                    lps, Pc = a["lps"], a["Pc"]
+                    lp = cov.arb_log_policy(inst, th.tolist())
+                    p = [[v.exp() for v in row] for row in lp]
+                    lr = cov.arb_log_ratio_max(lps, lp)
+                    bound = (kk * lr).exp()  # C_inf^k
+                    for name, at in rest:
+                        if name == "C_Sigma":
+                            g = cov._capped(gen_eig_max(a["Ss"], cov.arb_pair_cov(inst, p, Pc), prec),
+                                            cov.arb_pair_ratio_max(lps, lp, inst).upper())
+                            tally.check("C_Sigma bracket: Rayleigh quotient and LDL^T (Arb), pair-ratio cap",
+                                        prec_bits=prec, method="arb", tier=fpcert.TIER_ARB)
+                        else:
+                            assert at is not None
+                            g, how = cov.fisher_gen_eig(inst, lps, lp, at.tolist(), prec, Pc=Pc)
+                            tally.check(f"C_I bracket: {how}", prec_bits=prec, method="arb", tier=fpcert.TIER_ARB)
+                        tally.tier(fpcert.TIER_ARB)
+                        brackets.append((name, at, g, lr, bound))
+                for name, at, g, lr, bound in brackets:
                     st = _le(g.hi, bound.lower(), g.lo, bound.upper())
                     ratio = _f(g.lo / bound)
                     if _f(lr) > 1e-12 and g.lo > 0:
@@ -695,9 +829,9 @@ def _check_i4(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
     def run(tally: _Tally, prec: int) -> None:
         worst_rate = -math.inf
         envs: dict[int, dict[str, Any]] = {}
+        fl = _FloatTier(inst, opts)
         for r, th in points:
             p = prec + _r_bits(r)
-            c = cov.coverage_arb(inst, th, p)
             with arb_prec(p):
                 if p not in envs:
                     envs[p] = _env(inst)
@@ -715,13 +849,22 @@ def _check_i4(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
                                   exact=True)
                     tally.check("pi_theta = pi* in exact rationals: every constant is 1", method="exact")
                     continue
+                c: Any = fl.coverage(th, b1, b2)  # tier 1 (float64, rounding bounds) when it certifies all three
+                if c is not None:
+                    tally.check("point certified in the ball (Arb); C_inf (Arb exp of float64 intervals); "
+                                "C_Sigma, C_I <= e^{2 rate D r}: Loewner certificates in float64 (Rump PD test)",
+                                prec_bits=p, method="float64", tier=fpcert.TIER_FLOAT)
+                    tally.tier(fpcert.TIER_FLOAT)
+                else:
+                    c = cov.coverage_arb(inst, th, p)
+                    tally.check("point certified in the ball (Arb); brackets of C_inf, C_Sigma, C_I (Arb)",
+                                prec_bits=p, method="arb", tier=fpcert.TIER_ARB)
+                    tally.tier(fpcert.TIER_ARB)
                 checks = [
                     ("C_inf", c.C_inf.upper(), c.C_inf.lower(), b1),
                     ("C_Sigma", c.C_Sigma.hi, c.C_Sigma.lo, b2),
                     ("C_I", c.C_I.hi, c.C_I.lo, b2),
                 ]
-                tally.check("point certified in the ball (Arb); brackets of C_inf, C_Sigma, C_I (Arb)",
-                            prec_bits=p, method="arb")
                 if Dz * rr > 0:
                     worst_rate = max(worst_rate, _f(c.log_C_inf / (Dz * rr)))
                 for name, hi, lo, bound in checks:
@@ -1308,6 +1451,13 @@ def _aggregate(scope: str, tight: str) -> Callable[[Claim, list[InstanceResult],
         exact = sum(int(r.details.get("certified_exact_points", 0)) for r in results)
         if exact:
             v.details["certified_exact_points"] = exact
+        tiers: dict[str, int] = {}
+        for r in results:
+            for t, n in (r.details.get("tier_points") or {}).items():
+                tiers[t] = tiers.get(t, 0) + int(n)
+        if tiers:  # which tier decided the pencil points (issue 13): float64 with rounding bounds, or Arb
+            v.details["tier"] = "+".join(sorted(tiers))
+            v.details["tier_points"] = tiers
         skipped = sum(1 for r in results if r.status == "skipped")
         reasons = sorted({str(r.details["inconclusive_reason"]) for r in results if "inconclusive_reason" in r.details})
         if reasons:
