@@ -154,3 +154,59 @@ def test_coverage_prints_distinct_bracket_endpoints_within_80_columns(capsys: py
         assert Decimal(lo) < Decimal(hi), line  # the enclosure is shown as the bracket it is
         width = float(line.rsplit("width ", 1)[1].rstrip(")"))
         assert (Decimal(hi) - Decimal(lo)) / Decimal(lo) < Decimal(width) * 100
+
+
+# ------------------------------------------------------------ audit table
+def _verdicts() -> list:  # type: ignore[type-arg]
+    from checks.verdict import Verdict
+
+    return [
+        Verdict("I2", "inequality", "refuted", "holds", 4, 50, 0, worst_margin=-0.9306080410066468,
+                tightest_constant=1.9306, stated_constant=1.0, counterexample={"a": 1}, elapsed_s=0.14),
+        Verdict("Q1", "inequality", "refuted", "open", 4, 50, 0, worst_margin=-2.646273664288713e-117,
+                counterexample={"a": 1}),
+        Verdict("S5", "statistical", "inconclusive", "holds", 12, 50, 0),
+        Verdict("E13", "identity", "verified", "holds", 4, 50, 0, agreement_digits=48.2, elapsed_s=123.4),
+    ]
+
+
+@pytest.mark.parametrize("width", [80, 100, 200])
+def test_terminal_table_has_the_expectation_and_breaks_no_word(width: int) -> None:
+    import io
+    import re
+
+    from checks.report import print_summary
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    t = Tty()
+    print_summary(_verdicts(), t, width=width)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", t.getvalue())
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= width
+    words = set(text.split())
+    # every word and number of the table appears whole (nothing folded, nothing cut)
+    for w in ["expect", "open", "holds", "inconclusive", "refuted", "-2.646e-117", "-0.9306", "counterexamples/I2.json"]:
+        assert w in words, (w, text)
+    q1 = next(line for line in lines if line.lstrip("│ ").startswith("Q1"))
+    assert "open" in q1.split()  # Q1 "refuted" is as expected because it is an open question
+    assert "settled either way" in text.replace("\n", " ")
+
+
+def test_plain_progress_line_per_finished_claim(capsys: pytest.CaptureFixture[str]) -> None:
+    from checks.report import Progress
+
+    bar = Progress(10, enabled=None, claims=2)  # stderr is not a terminal under pytest
+    with bar.running():
+        for v in _verdicts()[:2]:
+            bar.finished(v)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2
+    assert err[0].startswith("[1/2] I2: refuted (!), 4 instance(s), 0.14s (elapsed ")
+    assert err[1].startswith("[2/2] Q1: refuted, 4 instance(s)")
+    silent = Progress(10, enabled=False)
+    with silent.running():
+        silent.finished(_verdicts()[0])
+    assert capsys.readouterr().err == ""

@@ -630,8 +630,9 @@ def _drive(
         verdicts[cid] = v
         if journal is not None:
             journal.write({"type": "verdict", "claim": cid, "verdict": v.to_json()})
+        bar.finished(v)
 
-    bar = Progress(total, enabled=progress)
+    bar = Progress(total, enabled=progress, claims=len(state))
     for cid, s in state.items():
         if not s["pending"]:
             finish(cid)
