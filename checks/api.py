@@ -77,11 +77,10 @@ def audit(
     if presets is not None:
         if instances is not None:
             raise InvalidInput("presets cannot be combined with instances")
-        from proofs_numeric.generate import preset
+        from proofs_numeric.generate import canonical_preset
 
-        for name in presets:
-            preset(name)  # validates the name (one-line error)
-        plan.source = {"kind": "presets", "names": list(presets)}
+        # validates each name (one-line error); either spelling (poor_coverage = poor-coverage)
+        plan.source = {"kind": "presets", "names": [canonical_preset(n) for n in presets]}
         _recount(plan)
     elif given is not None:
         if not given or not all(isinstance(i, Instance) for i in given):

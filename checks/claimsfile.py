@@ -231,7 +231,7 @@ def parse_claims_file(
 
     # [instances]
     if "instances" in data:
-        cf.instances = _parse_instances(_want("instances", data["instances"], dict, "a table"))
+        cf.instances = _parse_instances(_want("instances", data["instances"], dict, "a table"), path)
 
     # [[inequality]] and [[chain]]
     quantity_names = set(QUANTITIES)
@@ -307,14 +307,41 @@ def _names(k: str, val: Any, what: str, allowed: Collection[str]) -> list[str]:
         raise InvalidInput(f"{k} must name at least one {what}, got []")
     if len(val) > limits.current().instances:
         limits.check_count(k, len(val))
+    from proofs_numeric.generate import spelled
+
+    out = []
     for j, name in enumerate(val):
-        if not isinstance(name, str) or name not in allowed:
-            raise InvalidInput(f"{k}[{j}] must be one of {', '.join(allowed)}, got {name!r}")
-    return list(val)
+        # either spelling is accepted (poor-coverage = poor_coverage); the run records the id
+        match = [a for a in allowed if isinstance(name, str) and spelled(a) == spelled(name)]
+        if not match:
+            raise InvalidInput(f"{k}[{j}] must be one of {', '.join(spelled(a) for a in allowed)}, got {name!r}")
+        out.append(match[0])
+    return out
 
 
-def _parse_instances(tab: dict[str, Any]) -> dict[str, Any]:
-    allowed = {"families", "count", "sizes", "presets"} | _INST_INT | _INST_FLOAT
+def _instance_files(k: str, val: Any, path: str) -> list[dict[str, Any]]:
+    """``instances.files``: instance files (or counterexample files), relative to the claims file's
+    folder; each is read and checked now, and the run carries the instances themselves."""
+    from proofs_numeric.errors import PrefcheckError
+
+    _want(k, val, list, "an array of instance file paths")
+    if not val:
+        raise InvalidInput(f"{k} must name at least one instance file, got []")
+    limits.check_count(k, len(val))
+    base = Path(path).parent if path != "<string>" else Path(".")
+    out = []
+    for j, name in enumerate(val):
+        if not isinstance(name, str) or not name:
+            raise InvalidInput(f"{k}[{j}] must be a file path (a string), got {name!r}")
+        try:
+            out.append(Instance.load(base / name).to_dict())
+        except PrefcheckError as exc:
+            raise InvalidInput(f"{k}[{j}]: {exc}") from None
+    return out
+
+
+def _parse_instances(tab: dict[str, Any], path: str = "<string>") -> dict[str, Any]:
+    allowed = {"families", "count", "sizes", "presets", "files"} | _INST_INT | _INST_FLOAT
     out: dict[str, Any] = {}
     for key, val in tab.items():
         k = f"instances.{key}"
@@ -324,6 +351,8 @@ def _parse_instances(tab: dict[str, Any]) -> dict[str, Any]:
             out[key] = _names(k, val, "family", FAMILIES)
         elif key == "presets":
             out[key] = _names(k, val, "preset", PRESETS)
+        elif key == "files":
+            out[key] = _instance_files(k, val, path)
         elif key == "sizes":
             _want(k, val, list, "an array of [m, K, d] triples")
             if not val:
@@ -357,12 +386,13 @@ def _parse_instances(tab: dict[str, Any]) -> dict[str, Any]:
             if key == "beta":
                 limits.check_beta(k, fv)
             out[key] = fv
-    if "presets" in out and (set(out) - {"presets"}):
-        extra = sorted(set(out) - {"presets"})[0]
-        raise InvalidInput(f"instances.{extra} cannot be combined with instances.presets")
+    for only in ("presets", "files"):
+        if only in out and (set(out) - {only}):
+            extra = sorted(set(out) - {only})[0]
+            raise InvalidInput(f"instances.{extra} cannot be combined with instances.{only}")
     if "sizes" in out and (set(out) & {"m", "K", "d"}):
         raise InvalidInput("instances.sizes cannot be combined with instances.m/K/d")
-    if "presets" not in out and "sizes" not in out:
+    if "presets" not in out and "sizes" not in out and "files" not in out:
         # the sizes every drawn instance will have (generate's defaults for what is not set;
         # two_response draws K = 2 and m = max(m, d))
         m, K, d = (out.get(x, _DEFAULT_SIZES[x]) for x in ("m", "K", "d"))
@@ -794,6 +824,8 @@ def instance_source(cf: ClaimsFile | None) -> dict[str, Any] | None:
     tab = dict(cf.instances)
     if "presets" in tab:
         return {"kind": "presets", "names": tab["presets"]}
+    if "files" in tab:
+        return {"kind": "explicit", "instances": tab["files"]}
     kwargs = {k: tab[k] for k in ("m", "K", "d", "beta", "theta_norm", "tilt", "eps") if k in tab}
     return {
         "kind": "random",

@@ -21,6 +21,7 @@ import argparse
 import importlib
 import os
 import pkgutil
+import re
 import signal
 import sys
 import traceback
@@ -50,6 +51,12 @@ class Terminated(BaseException):
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line (exit 2 via main)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # a value such as "-2.02,0.97" (a vector with a negative first entry, "-1e-3") is a value,
+        # not an option: `--theta -2.02,0.97` works without '='
+        self._negative_number_matcher = re.compile(r"^-\.?[0-9][0-9.eE+,\- ]*$")
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}")

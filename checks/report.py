@@ -4,10 +4,11 @@ Every file is written atomically (a temporary file in the same directory, then
 ``os.replace``; :mod:`proofs_numeric.safeio`), so a reader never sees half a report, and inside
 the ``--out`` folder never through a symbolic link (:class:`checks.outputs.OutDir`). JSON is
 strict: non-finite numbers are written as the strings "inf", "-inf", "nan". The summary table has one row
-per claim: claim, kind, status, instances, agreement digits, worst margin, the
-tightest constant found against the stated one, elapsed time and a link to the
-counterexample. On a terminal the table is a rich table and a rich progress bar
-shows the run; otherwise plain text and no progress output.
+per claim: claim, kind, expectation (holds, or open: settled either way), status, instances,
+agreement digits, worst margin, the tightest constant found against the stated one, elapsed time
+and a link to the counterexample. On a terminal the table is a rich table that breaks no word and
+cuts no number at any width (a compact form below about 130 columns) and a rich progress bar shows
+the run; otherwise plain text, and one progress line per finished claim on stderr.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ __all__ = [
 COLUMNS = (
     "claim",
     "kind",
+    "expect",
     "status",
     "instances",
     "agreement",
@@ -81,6 +83,7 @@ def summary_rows(verdicts: Sequence[Verdict], links: bool = True) -> list[list[s
             [
                 v.claim,
                 v.kind,
+                v.expect,
                 v.status + ("" if v.ok else " (!)"),
                 str(v.instances),
                 _fmt(v.agreement_digits, 3),
@@ -106,29 +109,75 @@ def footer(verdicts: Sequence[Verdict]) -> str:
     bad = [v.claim for v in verdicts if not v.ok]
     if not verdicts:
         return "no claims registered"
+    open_q = [v.claim for v in verdicts if v.expect == "open"]
+    note = (
+        f" (expect 'open': {', '.join(open_q)} settled either way; 'holds': certified, verified or consistent)"
+        if open_q
+        else ""
+    )
     if not bad:
-        return f"{len(verdicts)} claim(s): every verdict as expected"
-    return f"{len(verdicts)} claim(s): {len(bad)} not as expected: {', '.join(bad)}"
+        return f"{len(verdicts)} claim(s): every verdict as expected{note}"
+    return f"{len(verdicts)} claim(s): {len(bad)} not as expected: {', '.join(bad)}{note}"
+
+
+#: short forms of the kinds for a narrow terminal
+KIND_SHORT = {"identity": "ident.", "inequality": "ineq.", "statistical": "stat.", "empirical": "empir."}
+
+
+def _rich_table(verdicts: Sequence[Verdict], links: bool, width: int) -> tuple[Any, list[str]]:
+    """A rich table that fits ``width`` columns without breaking a word or cutting a number.
+
+    The full table when it fits; otherwise a compact one (short kinds and headers, elapsed time and
+    counterexample files listed under the table); only "tightest / stated" may wrap, at its spaces.
+    """
+    from rich import box
+    from rich.table import Table
+
+    rows = summary_rows(verdicts, links)
+    full = [list(COLUMNS)] + rows
+    need = sum(max(len(r[i]) for r in full) for i in range(len(COLUMNS))) + 3 * len(COLUMNS) + 1
+    below: list[str] = []
+    if need <= width:
+        table = Table(show_lines=False)
+        for c in COLUMNS:
+            table.add_column(c, no_wrap=True)
+        for v, row in zip(verdicts, rows):
+            table.add_row(*row, style=None if v.ok else "bold red")
+        return table, below
+    heads = ("claim", "kind", "expect", "status", "inst.", "digits", "margin", "tightest / stated")
+    table = Table(box=box.SIMPLE_HEAD, padding=0, pad_edge=False, show_edge=False, collapse_padding=True)
+    longest = max([len(w) for r in rows for w in r[7].split()] + [8])
+    for h in heads:  # one space between columns; only the last may wrap, at its spaces
+        wraps = h == "tightest / stated"
+        table.add_column(h, no_wrap=not wraps, overflow="fold", min_width=longest if wraps else None)
+    for v, row in zip(verdicts, rows):
+        cells = [row[0], KIND_SHORT.get(row[1], row[1]), row[2], row[3], row[4], row[5], row[6], row[7]]
+        table.add_row(*cells, style=None if v.ok else "bold red")
+    total = sum(v.elapsed_s for v in verdicts)
+    below.append(f"elapsed (worker time, all claims): {total:.1f}s")
+    for v, row in zip(verdicts, rows):
+        if row[-1] != "-":
+            below.append(f"counterexample {v.claim}: {row[-1]}")
+    return table, below
 
 
 def print_summary(
     verdicts: Sequence[Verdict], stream: IO[str] | None = None, links: bool = True, width: int | None = None
 ) -> None:
-    """Rich table on a terminal (``width``: its width, default the terminal's), plain text otherwise."""
+    """Rich table on a terminal (``width``: its width, default the terminal's), plain text otherwise.
+
+    On a terminal no word is broken and no number cut, whatever the width (see :func:`_rich_table`);
+    plain text is one aligned table with every column.
+    """
     out = stream or sys.stdout
     if out.isatty():
         from rich.console import Console
-        from rich.table import Table
 
-        table = Table(show_lines=False)
-        for c in COLUMNS:  # claim and status never shrink; the rest folds on a narrow terminal
-            keep = c in ("claim", "status")
-            table.add_column(c, no_wrap=keep, min_width=12 if c == "status" else None, overflow="fold")
-        for v, row in zip(verdicts, summary_rows(verdicts, links)):
-            style = None if v.ok else "bold red"
-            table.add_row(*row, style=style)
-        console = Console(file=out, width=width)
+        console = Console(file=out, width=width, highlight=False)
+        table, below = _rich_table(verdicts, links, console.width)
         console.print(table)
+        for line in below:
+            console.print(line, overflow="fold")
         console.print(footer(verdicts))
     else:
         print(render_text(verdicts, links), file=out)
@@ -271,18 +320,27 @@ def write_reports(out: str | Path | Any, verdicts: Sequence[Verdict]) -> list[Pa
 
 
 class Progress:
-    """A rich progress bar on a terminal; silent otherwise."""
+    """Progress of an audit: a rich bar on a terminal; otherwise one plain line per finished claim
+    (its status, instances, worker time and the wall time since the start) on stderr, so that a long
+    run piped to a file or a CI log is never silent. ``enabled=False``: nothing."""
 
-    def __init__(self, total: int, enabled: bool | None = None, description: str = "audit"):
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+    def __init__(self, total: int, enabled: bool | None = None, description: str = "audit", claims: int = 0):
+        self.enabled = enabled is not False
+        self.rich = sys.stderr.isatty() if enabled is None else bool(enabled and sys.stderr.isatty())
         self.total = total
+        self.claims = claims
+        self.done = 0
         self._bar: Any = None
         self._task: Any = None
+        self._t0 = 0.0
         self.description = description
 
     @contextmanager
     def running(self) -> Iterator[Progress]:
-        if not self.enabled:
+        import time
+
+        self._t0 = time.perf_counter()
+        if not (self.enabled and self.rich):
             yield self
             return
         from rich.console import Console
@@ -299,3 +357,20 @@ class Progress:
     def advance(self, n: int, description: str | None = None) -> None:
         if self._bar is not None:
             self._bar.update(self._task, advance=n, description=description or self.description)
+
+    def finished(self, v: Verdict) -> None:
+        """One claim is done: a plain line when not on a terminal (the bar shows it otherwise)."""
+        import time
+
+        self.done += 1
+        if not self.enabled or self.rich:
+            return
+        wall = time.perf_counter() - self._t0 if self._t0 else 0.0
+        count = f"{self.done}/{self.claims}" if self.claims else str(self.done)
+        mark = "" if v.ok else " (!)"
+        print(
+            f"[{count}] {v.claim}: {v.status}{mark}, {v.instances} instance(s), {v.elapsed_s:.2f}s "
+            f"(elapsed {wall:.1f}s)",
+            file=sys.stderr,
+            flush=True,
+        )

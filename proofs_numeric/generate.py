@@ -14,6 +14,7 @@ function of (family, sizes, parameters, seed).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -70,8 +71,7 @@ def generate(
     tilt : poor_coverage only; pi_ref ∝ exp(-tilt <theta*, phi>).
     eps : near_collinear only; spread of the features off the common line.
     """
-    if family not in FAMILIES:
-        raise InvalidInput(f"family must be one of {', '.join(FAMILIES)}, got family={family!r}")
+    family = canonical_family(family)
     for key, val, lo in (("m", m, 1), ("K", K, 2), ("d", d, 1)):
         if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < lo:
             raise InvalidInput(f"{key} must be an integer >= {lo}, got {key}={val!r}")
@@ -126,10 +126,34 @@ PRESETS: dict[str, tuple[str, dict[str, Any], int]] = {
 DEFAULT_INSTANCES = ("tiny", "generic", "two-response", "near-collinear")
 
 
+def spelled(name: str) -> str:
+    """The one printed spelling of a preset or family name: words joined by '-' (``poor-coverage``)."""
+    return name.replace("_", "-")
+
+
+def _canonical(what: str, name: object, allowed: Sequence[str]) -> str:
+    """``name`` as the key of ``allowed``, either spelling accepted (``poor-coverage`` = ``poor_coverage``)."""
+    if isinstance(name, str):
+        key = spelled(name)
+        for a in allowed:
+            if spelled(a) == key:
+                return a
+    raise InvalidInput(f"{what} must be one of {', '.join(spelled(a) for a in allowed)}, got {what}={name!r}")
+
+
+def canonical_family(name: object) -> str:
+    """The family id of ``name`` (``poor-coverage`` and ``poor_coverage`` both give ``poor_coverage``)."""
+    return _canonical("family", name, FAMILIES)
+
+
+def canonical_preset(name: object) -> str:
+    """The preset id of ``name`` (``poor_coverage`` and ``poor-coverage`` both give ``poor-coverage``)."""
+    return _canonical("preset", name, tuple(PRESETS))
+
+
 def preset(name: str) -> Instance:
     """Return the built-in instance ``name`` (see :data:`PRESETS`)."""
-    if name not in PRESETS:
-        raise InvalidInput(f"preset must be one of {', '.join(PRESETS)}, got preset={name!r}")
+    name = canonical_preset(name)
     family, kwargs, seed = PRESETS[name]
     return generate(family, seed, name=name, **kwargs)
 

@@ -237,6 +237,10 @@ class Instance:
     def load(cls, path: str | Path) -> Instance:
         """Read an instance from a TOML (``.toml``) or JSON file.
 
+        The file holds the instance's table (docs/instances.md), or wraps it: a counterexample file
+        written by ``prefcheck audit`` (``{"counterexample": {"instance": {...}}, ...}``) or any
+        table ``{"instance": {...}}`` is accepted wherever an instance file is.
+
         The file must be a regular file within the size, nesting and number-length limits of
         :mod:`proofs_numeric.limits` (checked before parsing); NaN and infinities are refused.
         """
@@ -248,6 +252,7 @@ class Instance:
             data = load_file(p, "instance file")
         except InvalidInput as exc:
             raise InvalidInstance(str(exc)) from None
+        data = _unwrap(data)
         try:
             return cls.from_dict(data)
         except InvalidInstance as exc:
@@ -255,6 +260,18 @@ class Instance:
 
     def __repr__(self) -> str:
         return f"Instance(name={self.name!r}, m={self.m}, K={self.K}, d={self.d}, beta={self.beta!r})"
+
+
+def _unwrap(data: Any) -> Any:
+    """The instance table inside a counterexample file (``counterexample.instance``) or an
+    ``{"instance": ...}`` wrapper; any other data unchanged (``from_dict`` judges it)."""
+    if isinstance(data, dict) and "rho" not in data:
+        cex = data.get("counterexample")
+        if isinstance(cex, dict) and isinstance(cex.get("instance"), dict):
+            return cex["instance"]
+        if isinstance(data.get("instance"), dict):
+            return data["instance"]
+    return data
 
 
 def _shape(value: Any, depth: int) -> list[int]:

@@ -357,6 +357,7 @@ def test_summary_table_rich_on_a_terminal_plain_otherwise() -> None:
     assert p.splitlines()[0].split() == [
         "claim",
         "kind",
+        "expect",
         "status",
         "instances",
         "agreement",

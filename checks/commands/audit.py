@@ -93,6 +93,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--instances", metavar="N", type=int, default=None, help="draw N seeded instances")
     p.add_argument(
+        "--instance",
+        metavar="FILE",
+        action="append",
+        default=None,
+        help="run on this instance file (TOML or JSON, or a counterexample file; repeatable; docs/instances.md)",
+    )
+    p.add_argument(
         "--dps", type=int, default=None, help="decimal digits for the high-precision checks (default 50)"
     )
     p.add_argument("--seed", type=int, default=None, help="run seed (default 0)")
@@ -235,6 +242,23 @@ def build_plan(args: argparse.Namespace, registered: dict[str, Claim] | None = N
                 "sizes": None,
                 "kwargs": {},
             }
+    files = getattr(args, "instance", None)
+    if files:
+        if n_inst is not None:
+            raise InvalidInput("instance FILE cannot be combined with instances N (or run.instances)")
+        if source is not None:
+            raise InvalidInput("instance FILE cannot be combined with the claims file's [instances]")
+        from proofs_numeric.errors import PrefcheckError
+        from proofs_numeric.instance import Instance
+
+        limits.check_count("instance files", len(files))
+        loaded = []
+        for f in files:
+            try:
+                loaded.append(Instance.load(f).to_dict())
+            except PrefcheckError as exc:
+                raise InvalidInput(f"instance: {exc}") from None
+        source = {"kind": "explicit", "instances": loaded}
     if source is not None and source["kind"] == "random":
         if source.get("count") is None:
             raise InvalidInput("instances.count is required in the claims file (or pass --instances N)")
@@ -606,8 +630,9 @@ def _drive(
         verdicts[cid] = v
         if journal is not None:
             journal.write({"type": "verdict", "claim": cid, "verdict": v.to_json()})
+        bar.finished(v)
 
-    bar = Progress(total, enabled=progress)
+    bar = Progress(total, enabled=progress, claims=len(state))
     for cid, s in state.items():
         if not s["pending"]:
             finish(cid)

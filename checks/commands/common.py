@@ -41,8 +41,11 @@ def parse_vector(name: str, text: str, d: int) -> list[float]:
 def add_instance_source(p: argparse.ArgumentParser, *, required: bool = False) -> Any:
     """The mutually exclusive --instance FILE | --preset NAME group (returned, so a command can add to it)."""
     src = p.add_mutually_exclusive_group(required=required)
-    src.add_argument("--instance", metavar="FILE", default=None, help="instance file (TOML or JSON)")
-    src.add_argument("--preset", metavar="NAME", default=None, help=f"built-in instance: {', '.join(PRESETS)}")
+    src.add_argument(
+        "--instance", metavar="FILE", default=None,
+        help="instance file (TOML or JSON, or a counterexample file; format: docs/instances.md)",
+    )
+    src.add_argument("--preset", metavar="NAME", default=None, help=f"built-in instance: {', '.join(PRESETS)} (_ or - accepted)")
     return src
 
 

@@ -66,7 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _fmt(x: float) -> str:
-    """An estimate, rounded to nearest (15 significant digits)."""
+    """An estimate, rounded to nearest (15 significant digits; scientific notation when needed)."""
     return "inf" if math.isinf(x) else f"{x:.15g}"
 
 
@@ -78,6 +78,41 @@ def _fmt_dir(x: float, up: bool, digits: int = 15) -> str:
 
     ctx = decimal.Context(prec=digits, rounding=decimal.ROUND_CEILING if up else decimal.ROUND_FLOOR)
     return format(ctx.plus(decimal.Decimal(x)).normalize(), "g") if x else "0"
+
+
+def _arb_decimal(x: Any, up: bool, digits: int) -> str:
+    """The upper (``up``) or lower endpoint of the Arb ball ``x`` with ``digits`` significant digits,
+    rounded outward from its exact binary value (so the printed number is a true bound)."""
+    import decimal
+
+    if not x.is_finite():
+        return "inf" if up else "-inf"
+    end = x.upper() if up else x.lower()
+    man, exp = (int(v) for v in end.man_exp())
+    if exp >= 0:
+        exact = decimal.Decimal(man << exp)
+    else:  # man / 2^k = man 5^k / 10^k, exactly (scaleb in a context wide enough to round nothing)
+        scaled = man * 5 ** (-exp)
+        exact = decimal.Decimal(scaled).scaleb(exp, context=decimal.Context(prec=len(str(scaled)) + 2))
+    ctx = decimal.Context(
+        prec=digits, rounding=decimal.ROUND_CEILING if up else decimal.ROUND_FLOOR, Emax=10**9, Emin=-(10**9)
+    )
+    d = ctx.plus(exact)
+    if not d:
+        return "0"
+    # fixed notation for moderate magnitudes, scientific otherwise (never a cut-off number)
+    adj = d.adjusted()
+    return format(d, "f") if -4 <= adj < 15 and len(format(d, "f")) <= digits + 6 else format(d, "e")
+
+
+def bracket_digits(rel_width: float, dps: int) -> int:
+    """Significant digits that show a certified bracket's width: two past its first differing digit
+    (at least 6; at most the run's digits + 10, about the working precision of the enclosures)."""
+    if not math.isfinite(rel_width):
+        return 6
+    if rel_width <= 0:
+        return max(6, min(dps, 17))
+    return max(6, min(dps + 10, math.ceil(-math.log10(rel_width)) + 2))
 
 
 def compute(inst: Any, theta: list[float], at: list[float] | None, dps: int, r: float) -> dict[str, Any]:
@@ -94,31 +129,36 @@ def compute(inst: Any, theta: list[float], at: list[float] | None, dps: int, r: 
     with mp.workdps(dps):
         mp_str = {k: mp.nstr(v, dps) for k, v in mpv.items()}
         mp_str["C_inf^2"] = mp.nstr(mpv["C_inf"] ** 2, dps)
-    for name in ("C_inf", "C_Sigma", "C_I", "C_dev"):
-        lo, hi = arbv.bracket(name)
-        rows.append(
-            {
+    def row(name: str, f64v: float, lo_b: Any, hi_b: Any) -> dict[str, Any]:
+        with arb_prec(prec):
+            lo, hi = float_down(lo_b), float_up(hi_b)
+            if lo_b.is_finite() and hi_b.is_finite() and lo_b.lower() != 0:
+                # the true relative width of the Arb bracket (not of its rounding to doubles)
+                rel = float_up((hi_b.upper() - lo_b.lower()) / abs(lo_b.lower()))
+            else:
+                rel = math.inf
+            digits = bracket_digits(rel, dps)
+            return {
                 "name": name,
-                "float64": f64[name],
+                "float64": f64v,
                 "mpmath": mp_str[name],
                 "lo": lo,
                 "hi": hi,
-                "rel_width": (hi - lo) / abs(lo) if lo and math.isfinite(hi) else math.inf,
+                "rel_width": rel,
+                "lo_text": _arb_decimal(lo_b, False, digits),
+                "hi_text": _arb_decimal(hi_b, True, digits),
             }
-        )
+
+    for name in ("C_inf", "C_Sigma", "C_I", "C_dev"):
+        if name == "C_inf":
+            lo_b = hi_b = arbv.C_inf
+        else:
+            g = getattr(arbv, name)
+            lo_b, hi_b = g.lo, g.hi
+        rows.append(row(name, f64[name], lo_b, hi_b))
     with arb_prec(prec):
         sq = arbv.C_inf * arbv.C_inf
-        lo2, hi2 = float_down(sq), float_up(sq)
-        rows.append(
-            {
-                "name": "C_inf^2",
-                "float64": f64["C_inf"] ** 2,
-                "mpmath": mp_str["C_inf^2"],
-                "lo": lo2,
-                "hi": hi2,
-                "rel_width": (hi2 - lo2) / abs(lo2),
-            }
-        )
+    rows.append(row("C_inf^2", f64["C_inf"] * f64["C_inf"], sq, sq))  # inf, not OverflowError
     ng = cov.n_gen_lower(inst, r, prec)
     with arb_prec(prec):
         ngen = {
@@ -198,33 +238,35 @@ def _print(out: dict[str, Any]) -> None:
     )
     if "region" in out:
         footer += "\n" + _region_lines(out["region"])
+    head = ("constant", "float64", f"mpmath ({out['dps']} dps)", "certified lo", "certified hi", "rel. width")
+
+    def cells(r: dict[str, Any]) -> tuple[str, ...]:
+        width = "inf" if math.isinf(r["rel_width"]) else f"{r['rel_width']:.1e}"
+        return (r["name"], _fmt(r["float64"]), _mp_short(r["mpmath"]), r["lo_text"], r["hi_text"], width)
+
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
 
         table = Table(title=title)
-        for col in ("constant", "float64", f"mpmath ({out['dps']} dps)", "certified lo", "certified hi"):
-            table.add_column(col)
+        for col in head:  # numbers are never cut: a cell folds onto a second line instead
+            table.add_column(col, overflow="fold")
         for r in out["constants"]:
-            table.add_row(
-                r["name"], _fmt(r["float64"]), _mp_short(r["mpmath"]), _fmt_dir(r["lo"], False),
-                _fmt_dir(r["hi"], True),
-            )
+            table.add_row(*cells(r))
         con = Console()
         con.print(table)
         con.print(footer)
         return
+    # plain text: one block per constant (whole numbers, whatever their length), 80 columns
     print(title)
-    print(f"{'constant':<9} {'float64':>22} {'mpmath':>26} {'certified lo':>22} {'certified hi':>22}")
     for r in out["constants"]:
-        print(
-            f"{r['name']:<9} {_fmt(r['float64']):>22} {_mp_short(r['mpmath']):>26} "
-            f"{_fmt_dir(r['lo'], False):>22} {_fmt_dir(r['hi'], True):>22}"
-        )
+        c = cells(r)
+        print(f"{c[0]:<9} float64 {c[1]}   mpmath {c[2]}")
+        print(f"{'':<9} certified [{c[3]}, {c[4]}]  (relative width {c[5]})")
     print(footer)
 
 
 def _mp_short(text: str) -> str:
-    """The mpmath value to 20 significant digits, rounded to nearest (the JSON keeps every digit)."""
+    """The mpmath value to 17 significant digits, rounded to nearest (the JSON keeps every digit)."""
     with mp.workdps(30):
-        return str(mp.nstr(mp.mpf(text), 20))
+        return str(mp.nstr(mp.mpf(text), 17, min_fixed=-4, max_fixed=15))

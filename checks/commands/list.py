@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from ..registry import all_claims
+from .common import check_json_target, emit_json
 
 NAME = "list"
 HELP = "List the registered claims (or, with --quantities, the quantities a claims file can name)."
@@ -14,16 +14,24 @@ HELP = "List the registered claims (or, with --quantities, the quantities a clai
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quantities", action="store_true", help="list the named quantities instead of the claims")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument(
+        "--json",
+        metavar="-|PATH",
+        nargs="?",
+        const="-",
+        default=None,
+        help="JSON to stdout (-, also the default of a bare --json) or to a file, like the other commands",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    check_json_target(args.json)
     if args.quantities:
         from ..quantities import quantities_rows, quantities_text
 
-        if args.json:
+        if args.json is not None:
             qrows = [dict(zip(("name", "definition", "reference", "evaluation"), r)) for r in quantities_rows()]
-            print(json.dumps(qrows, indent=2))
+            emit_json(args.json, qrows)
         else:
             print(quantities_text())
         return 0
@@ -39,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
         }
         for c in claims.values()
     ]
-    if args.json:
-        print(json.dumps(rows, indent=2))
+    if args.json is not None:
+        emit_json(args.json, rows)
         return 0
     header = ("id", "kind", "expect", "constants", "statement")
     table = [
