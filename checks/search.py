@@ -594,14 +594,18 @@ class _Budget(Exception):
 class _Search:
     def __init__(self, target: Target, budget: float, seed: int, max_evals: int | None,
                  stated: Callable[[Instance], float] | None, report: Callable[[float, float], None] | None,
-                 use_seeds: bool = True):
+                 use_seeds: bool = True, tick: Callable[[float, float], None] | None = None):
         self.t = target
         self.use_seeds = use_seeds
+        self.tick = tick
+        self.last_tick = 0.0
         self.budget = budget
         self.rng = np.random.default_rng([int(seed), 0x5EA2C4])
         self.max_evals = max_evals
         self.stated = stated
         self.report = report
+        import scipy.optimize  # noqa: F401 - imported before the clock starts (about a second, once)
+
         self.t0 = time.perf_counter()
         self.evals = 0
         self.best = -math.inf  # best objective
@@ -640,6 +644,11 @@ class _Search:
         if self.out_of_budget():
             raise _Budget
         self.evals += 1
+        if self.tick is not None and self.evals % 64 == 0:
+            t = self.elapsed()
+            if t - self.last_tick >= 0.25:
+                self.last_tick = t
+                self.tick(t, self.best_ratio)
         obj, val, _, _ = self.evaluate(lay, x)
         if not math.isfinite(obj):
             return 1e6
@@ -773,6 +782,7 @@ def search(
     progress: Callable[[float, float], None] | None = None,
     certify_top: int = 3,
     use_seeds: bool = True,
+    tick: Callable[[float, float], None] | None = None,
 ) -> SearchResult:
     """Search the instance space for the tightest constant of ``claim`` (see the module docstring).
 
@@ -791,6 +801,7 @@ def search(
     progress : called as progress(seconds, ratio) at every improvement.
     certify_top : how many of the best distinct local optima are certified.
     use_seeds : start from the structural seeds (False: random starts only; benchmarks).
+    tick : called as tick(seconds, best ratio) about every 0.25 s (a progress bar).
 
     >>> r = search("I6", max_evals=300, seed=0)
     >>> r.constant is not None and r.constant > 0.99
@@ -838,7 +849,7 @@ def search(
     stated_text = _stated_text(target, claim_obj, consts)
     stated_fn, _ = _stated_fn(target, claim_obj, consts)
 
-    s = _Search(target, float(budget), seed, max_evals, stated_fn, progress, use_seeds)
+    s = _Search(target, float(budget), seed, max_evals, stated_fn, progress, use_seeds, tick)
     starts = s.run()
     res = SearchResult(claim=claim, what=target.what, constant_name=target.constant, stated=stated_text,
                        known=target.known, dps=dps, seed=seed)
@@ -961,6 +972,12 @@ def _plot(res: SearchResult, path: Path) -> str:
     if res.known is not None:
         ax.axhline(float(res.known), color="grey", ls="--", lw=1, label="known supremum")
     ax.set_xscale("log")
+    ax.ticklabel_format(axis="y", useOffset=False)
+    ys = [p["ratio"] for p in pts] + [p["certified_float"] for p in cert] + ([float(res.known)] if res.known else [])
+    if ys:
+        lo, hi = min(ys), max(ys)
+        pad = max(0.02 * abs(hi), 1e-9)
+        ax.set_ylim(lo - pad, hi + pad)
     ax.set_xlabel("seconds")
     ax.set_ylabel(res.constant_name or "lhs / rhs")
     ax.set_title(f"prefcheck search {res.claim}: {res.what}"[:90], fontsize=9)

@@ -121,3 +121,22 @@ def test_full_budget_search(cid: str) -> None:
     assert r.constant is not None and S.KNOWN_SUPREMA[cid] * Fraction(99, 100) <= r.constant <= S.KNOWN_SUPREMA[cid]
     if cid == "I2":
         assert r.constant >= Fraction(195, 100)
+
+
+def test_cli_search_writes_the_witness_and_exits_1_on_a_false_constant(tmp_path, capsys) -> None:
+    from checks.cli import main
+
+    cf = tmp_path / "c.toml"
+    cf.write_text('[constants.I6]\nfactor = "0.99"\n')
+    out = tmp_path / "o"
+    code = main(["search", "I6", "--claims-file", str(cf), "--budget", "3", "--out", str(out), "--json", str(tmp_path / "r.json")])
+    assert code == 1
+    text = capsys.readouterr().out
+    assert "BEATEN" in text and (out / "counterexample.json").exists() and (out / "witness.toml").exists()
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["beaten"] and Fraction(res["certified_constant"]) >= Fraction(99, 100)
+    assert main(["search", "I6", "--budget", "2", "--out", str(tmp_path / "o2")]) == 0
+    assert main(["search", "I6", "--budget", "0", "--out", str(tmp_path / "o3")]) == 2
+    assert main(["search", "Q1", "--budget", "1", "--out", str(tmp_path / "o4")]) == 2
+    assert "claim must be one of" in capsys.readouterr().err
+    assert not (tmp_path / "o4").exists() and not (tmp_path / "o3").exists()  # nothing half-written
