@@ -1046,12 +1046,10 @@ def augment_verdicts(plan: Any, verdicts: list[Any], seconds: float, progress: b
             if v.kind == "inequality":
                 v.details["search"] = {"skipped": f"no search target for {v.claim} (searched: {', '.join(_BUILTIN)})"}
             continue
-        report = None
-        if progress is None or progress:
-            def report(t: float, r: float, cid: str = v.claim) -> None:
-                print(f"search {cid}: {t:8.2f}s  ratio {r:.9g}", file=sys.stderr)
         res = search(v.claim, spec=spec, constants=pc.constants or None, budget=seconds,
-                     seed=int(plan.opts.get("seed", 0)), dps=int(plan.opts.get("dps", 50)), progress=report)
+                     seed=int(plan.opts.get("seed", 0)), dps=int(plan.opts.get("dps", 50)))
+        if progress is None or progress:
+            print(f"prefcheck: search {res.message} ({res.elapsed_s:.1f}s)", file=sys.stderr)
         _merge(v, res)
 
 

@@ -140,3 +140,53 @@ def test_cli_search_writes_the_witness_and_exits_1_on_a_false_constant(tmp_path,
     assert main(["search", "Q1", "--budget", "1", "--out", str(tmp_path / "o4")]) == 2
     assert "claim must be one of" in capsys.readouterr().err
     assert not (tmp_path / "o4").exists() and not (tmp_path / "o3").exists()  # nothing half-written
+
+
+_FALSE = """
+[instances]
+presets = ["tiny"]
+
+[constants.I2]
+exponent = "{i2}"
+
+[constants.D4]
+c = "{d4}"
+
+[constants.D1]
+value = "{d1}"
+
+[[inequality]]
+id = "X_CI"
+lhs = "C_I"
+rhs = "{k}*C_inf**2"
+policy = "ref"
+"""
+
+
+def test_audit_search_refutes_false_constants_and_keeps_true_ones(tmp_path, capsys) -> None:
+    """audit --search: the tiny preset alone certifies I2 with exponent 1.98 and D4 with c = 1/2; the
+    search beats both (certified counterexamples) and the claims-file inequality C_I <= 0.99 C_inf^2."""
+    from checks.cli import main
+
+    false = tmp_path / "false.toml"
+    false.write_text(_FALSE.format(i2="1.98", d4="1/2", d1="d_Z - 1/2", k="0.99"))
+    true = tmp_path / "true.toml"
+    true.write_text(_FALSE.format(i2="2", d4="1", d1="d_Z", k="1"))
+    # without the search, the random instances do not refute the false I2 and D4 constants
+    assert main(["audit", "--claims-file", str(false), "--claims", "I2,D4", "--workers", "1"]) == 0
+    assert main(["audit", "--claims-file", str(false), "--search", "2", "--workers", "1",
+                 "--json", str(tmp_path / "f.json")]) == 1
+    verdicts = {v["claim"]: v for v in json.loads((tmp_path / "f.json").read_text())}
+    for cid in ("I2", "D4", "X_CI"):
+        v = verdicts[cid]
+        assert v["status"] == "refuted" and v["counterexample"] is not None
+        assert v["details"]["tightest_constant_source"].startswith("search")
+        assert v["details"]["search"]["beaten"]
+    assert verdicts["D1"]["status"] == "refuted"  # d_Z - 1/2: the design certificate refutes it
+    assert verdicts["I2"]["tightest_constant"] > 1.99
+    assert main(["audit", "--claims-file", str(true), "--search", "2", "--workers", "1",
+                 "--json", str(tmp_path / "t.json")]) == 0
+    verdicts = {v["claim"]: v for v in json.loads((tmp_path / "t.json").read_text())}
+    assert verdicts["I2"]["status"] == "certified" and 1.99 < verdicts["I2"]["tightest_constant"] <= 2
+    assert verdicts["D4"]["details"]["search"]["witness"] is not None
+    assert main(["audit", "--claims-file", str(true), "--search", "-1"]) == 2
