@@ -509,7 +509,7 @@ def _aggregate(
     v.elapsed_s = round(elapsed, 4)
     if pc.constants:
         v.details["constants"] = dict(pc.constants)
-        if v.stated_constant is None and len(consts) == 1:
+        if v.stated_constant is None and len(consts) == 1 and not set(consts) & set(pc.claim.choices):
             from ..claimsfile import claim_symbols
             from ..constants import read
 
