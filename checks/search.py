@@ -988,11 +988,17 @@ def _plot(res: SearchResult, path: Path) -> str:
 
 
 # ============================================================ random baseline
+#: the sizes of an audit's random instances (generate's default, and a smaller one)
+RANDOM_SHAPES: tuple[tuple[int, int, int], ...] = ((3, 4, 3), (2, 3, 2))
+
+
 def random_baseline(claim: str, budget: float, seed: int = 0, spec: Mapping[str, Any] | None = None,
-                    max_evals: int | None = None) -> dict[str, Any]:
+                    max_evals: int | None = None,
+                    shapes: Sequence[tuple[int, int, int]] = RANDOM_SHAPES) -> dict[str, Any]:
     """The same budget on random instances: seeded instances of the built-in families
-    (:func:`proofs_numeric.generate.generate`) with random claim parameters, the float64 surrogate ratio
-    at each; returns the best ratio and its trajectory (no optimiser, no seeds)."""
+    (:func:`proofs_numeric.generate.generate`) at an audit's sizes (``shapes``) with random claim
+    parameters, the float64 surrogate ratio at each; returns the best ratio and its trajectory (no
+    optimiser, no seeds)."""
     from proofs_numeric.generate import FAMILIES, generate
 
     target = target_for(claim, spec)
@@ -1002,7 +1008,7 @@ def random_baseline(claim: str, budget: float, seed: int = 0, spec: Mapping[str,
     fams = list(FAMILIES)
     while (time.perf_counter() - t0 < budget) if max_evals is None else n < max_evals:
         n += 1
-        m, K, d = target.shapes[int(rng.integers(len(target.shapes)))]
+        m, K, d = shapes[int(rng.integers(len(shapes)))]
         fam = fams[int(rng.integers(len(fams)))]
         try:
             inst = generate(fam, seed=int(rng.integers(2**31)), m=m, K=K, d=d)
