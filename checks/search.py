@@ -42,7 +42,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -348,26 +348,57 @@ def searchable() -> list[str]:
 
 
 # ------------------------------------------------------------ custom claims
-def _float_quantities(inst: Instance, theta: np.ndarray, params: Mapping[str, float]) -> dict[str, float]:
+def _float_quantities(
+    inst: Instance, theta: np.ndarray, params: Mapping[str, float], names: Collection[str]
+) -> dict[str, float]:
+    """The named quantities of :mod:`checks.quantities` in float64 (pair sums: no cancellation), those in
+    ``names`` only."""
     ts = inst.theta_star
-    c = cov.coverage_fast(inst, theta)
-    A = fast.fisher(inst, _onpolicy(inst, ts), ts)
-    B = fast.fisher(inst, _onpolicy(inst, theta), ts)
-    try:
-        tr = float(np.trace(np.linalg.solve(B, A)))
-    except np.linalg.LinAlgError:
-        tr = math.nan
-    lp, lps = fast.log_policy(inst, theta), fast.log_policy(inst, ts)
-    subopt = float(np.sum(inst.rho * np.sum(np.exp(lp) * (lp - lps), axis=1)))
+    memo: dict[str, Any] = {}
+
+    def pencil(kind: str) -> tuple[np.ndarray, np.ndarray]:
+        if kind not in memo:
+            qs, q = _onpolicy(inst, ts), _onpolicy(inst, theta)
+            if kind == "fisher":
+                memo[kind] = (fast.fisher_pairsum(inst, qs, ts), fast.fisher_pairsum(inst, q, ts))
+            elif kind == "sigma":
+                memo[kind] = (fast.pair_cov_pairsum(inst, qs), fast.pair_cov_pairsum(inst, q))
+            else:
+                memo[kind] = (fast.expected_feature_cov(inst, ts), fast.expected_feature_cov(inst, theta))
+        return memo[kind]  # type: ignore[no-any-return]
+
+    def tr_ratio() -> float:
+        A, B = pencil("fisher")
+        if not _well_conditioned(B):
+            return math.nan
+        return float(np.trace(np.linalg.solve(B, A)))
+
+    def subopt() -> float:
+        lp, lps = fast.log_policy(inst, theta), fast.log_policy(inst, ts)
+        return float(np.sum(inst.rho * np.sum(np.exp(lp) * (lp - lps), axis=1)))
+
     dist = float(np.linalg.norm(theta - ts))
     r = float(params.get("r", dist))
     D = float(inst.D)
-    out = {
-        **c, "tr_ratio": tr, "subopt": subopt, "D": D, "norm_theta_star": float(np.linalg.norm(ts)),
-        "dist": dist, "r": r, "N_gen_bound": inst.d * math.exp(min(2 * D * r, 700.0)) / r**2 if r > 0 else math.inf,
-        "d": float(inst.d), "m": float(inst.m), "K": float(inst.K), "beta": float(inst.beta),
+    fns: dict[str, Callable[[], float]] = {
+        "C_inf": lambda: cov.c_inf_fast(inst, theta),
+        "C_Sigma": lambda: _gen_max(*pencil("sigma")),
+        "C_I": lambda: _gen_max(*pencil("fisher")),
+        "C_dev": lambda: _gen_max(*pencil("dev")),
+        "tr_ratio": tr_ratio,
+        "subopt": subopt,
+        "D": lambda: D,
+        "norm_theta_star": lambda: float(np.linalg.norm(ts)),
+        "dist": lambda: dist,
+        "r": lambda: r,
+        "N_gen_bound": lambda: inst.d * math.exp(min(2 * D * r, 700.0)) / r**2 if r > 0 else math.inf,
+        "d": lambda: float(inst.d), "m": lambda: float(inst.m), "K": lambda: float(inst.K),
+        "beta": lambda: float(inst.beta),
     }
-    out.update({k: float(v) for k, v in params.items()})
+    out = {k: float(v) for k, v in params.items()}
+    for k in names:
+        if k not in out:
+            out[k] = fns[k]()
     return out
 
 
@@ -398,7 +429,9 @@ def _custom_target(spec: Mapping[str, Any]) -> Target:
 
     def ratio(inst: Instance, e: np.ndarray) -> tuple[float, dict[str, Any]]:
         th = theta_of(inst, e)
-        vals = _float_quantities(inst, th, params)
+        vals = _float_quantities(inst, th, params, lhs.symbols | rhs.symbols)
+        if not all(math.isfinite(v) for v in vals.values()):
+            return math.nan, {}
         with mp.workdps(20):
             used = {k: mp.mpf(vals[k]) for k in (lhs.symbols | rhs.symbols)}
             a, b = lhs.mp(used, 20), rhs.mp(used, 20)
@@ -684,10 +717,14 @@ class _Search:
 
     def starts(self) -> Any:
         """Structural seeds first, then random starts and perturbations of the best point, by turns."""
+        seeded: list[tuple[float, int, Layout, np.ndarray]] = []
         for inst, extra in self.t.seeds() if self.use_seeds else []:
             lay = Layout(inst.m, inst.K, inst.d, self.t.extra(inst.d))
             e = list(extra)[: lay.extra] + [0.1] * max(0, lay.extra - len(extra))
-            yield lay, lay.encode(inst, e)
+            x = lay.encode(inst, e)
+            seeded.append((self.f(lay, x), len(seeded), lay, x))  # -objective: ascending = best first
+        for _v, _i, lay, x in sorted(seeded, key=lambda r: (r[0], r[1])):  # the most promising seed first
+            yield lay, x
         k = 0
         while True:
             k += 1
