@@ -165,6 +165,8 @@ def claim_symbols(claim: Claim) -> set[str]:
     if rel is not None:
         out |= {str(s) for s in getattr(rel, "free_symbols", ())}
     for name, val in claim.constants.items():
+        if name in claim.choices:
+            continue
         out |= {str(s) for s in getattr(val, "free_symbols", ())}
         if isinstance(val, str):
             out |= set(_default_symbols(val, name))
@@ -274,6 +276,9 @@ def parse_claims_file(
             if name not in claim.constants:
                 have = ", ".join(claim.constants) or "none"
                 raise InvalidInput(f"{key}: {cid} has no constant {name!r} (constants: {have})")
+            if name in claim.choices:
+                out[name] = _choice(key, expr, claim.choices[name])
+                continue
             e = parse(expr, syms, key=key)
             e.sympy()  # build it now: refuses oversized constant powers before anything runs
             out[name] = e.text
@@ -810,11 +815,23 @@ def _check_entry(spec: dict[str, Any], claim: Claim, inst: Instance, opts: RunOp
     return check_custom(spec, claim, inst, opts)
 
 
+def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> str:
+    """A constant that names a choice (I5 ``quantity``): one of ``allowed``, exactly."""
+    if not isinstance(value, str) or value not in allowed:
+        raise InvalidInput(f"{key} must be one of {', '.join(allowed)}, got {value!r}"[:200])
+    return value
+
+
 def spec_constants(texts: Mapping[str, str], claim: Claim) -> dict[str, Any]:
     """Constant override texts, validated against ``claim``'s symbols, kept as text: each claim reads
-    them exactly with :func:`checks.constants.constant` (no float, no SymPy object in between)."""
+    them exactly with :func:`checks.constants.constant` (no float, no SymPy object in between); a
+    choice constant (I5 ``quantity``) is one of its names."""
     syms = claim_symbols(claim)
-    return {k: parse(v, syms, key=f"constants.{claim.id}.{k}").text for k, v in texts.items()}
+    return {
+        k: _choice(f"constants.{claim.id}.{k}", v, claim.choices[k]) if k in claim.choices
+        else parse(v, syms, key=f"constants.{claim.id}.{k}").text
+        for k, v in texts.items()
+    }
 
 
 def instance_source(cf: ClaimsFile | None) -> dict[str, Any] | None:

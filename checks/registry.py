@@ -94,6 +94,8 @@ class Claim:
     default_instances: Callable[[RunOptions], list[Instance]] | None = None
     #: symbols its constants may use (d, d_Z, K, m, beta, D, W, r, ...): see :mod:`checks.constants`
     symbols: tuple[str, ...] = ()
+    #: constants that name a choice rather than a number (I5 ``quantity``: C_inf or C_Sigma)
+    choices: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
 
     def latex(self) -> str:
         if self.relation is None:

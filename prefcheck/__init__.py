@@ -10,6 +10,7 @@ from checks.api import audit
 from checks.constants import constant
 from checks.registry import Claim, InstanceResult, RunOptions, all_claims, get, select
 from checks.runner import run_claim, run_claims
+from checks.search import SearchResult, search
 from checks.verdict import Verdict
 from proofs_numeric.errors import (
     HypothesisFails,
@@ -35,6 +36,7 @@ __all__ = [
     "PrecisionError",
     "PrefcheckError",
     "RunOptions",
+    "SearchResult",
     "Verdict",
     "all_claims",
     "audit",
@@ -45,5 +47,6 @@ __all__ = [
     "random_instances",
     "run_claim",
     "run_claims",
+    "search",
     "select",
 ]

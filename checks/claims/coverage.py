@@ -1588,7 +1588,8 @@ CLAIMS = [
         _check_i5,
         "certified between consecutive grid points of the evaluated rays only",
         "none (margin = smallest log increment)",
-        constants=MappingProxyType({"s_max": 2}),
+        constants=MappingProxyType({"s_max": 2, "quantity": "C_inf"}),
+        choices=MappingProxyType({"quantity": ("C_inf", "C_Sigma")}),
     ),
     _inequality(
         "I6",

@@ -388,7 +388,19 @@ def check_d4(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
     status, margin = "certified", math.inf
     details: dict[str, Any] = {}
     c_text = ""
-    for label, th in (("0", np.zeros(inst.d)), ("perturbed", _perturbed(inst, opts.seed))):
+    points: list[tuple[str, np.ndarray]] = [("0", np.zeros(inst.d)), ("perturbed", _perturbed(inst, opts.seed))]
+    rp = opts.extra.get("replay") if opts.extra else None
+    if isinstance(rp, dict) and "theta" in rp:  # replay (prefcheck replay, a search witness): that theta only
+        raw = rp["theta"]
+        ok = isinstance(raw, (list, tuple)) and len(raw) == inst.d and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in raw
+        )
+        if not ok:
+            raise InvalidInput(f"replay.theta must be a list of d={inst.d} finite numbers, got theta={raw!r}"[:200])
+        points = [("replay", np.asarray([float(v) for v in raw], dtype=np.float64))]
+    last_th = points[0][1]
+    for label, th in points:
+        last_th = th
         r = design_for(inst, th, opts)
         env = _env(inst, r.d_Z)
         c = constant(opts, claim, "c", env)
@@ -409,7 +421,8 @@ def check_d4(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
         details[f"theta={label}"] = out
         if out["status"] == status:
             details["verdict"] = f"theta={label}: {out['status']} ({out['method']})"
-    cex = _cex(inst, c=c_text) if status == "refuted" else None
+    bad = next((th for label, th in points if details[f"theta={label}"]["status"] == "refuted"), last_th)
+    cex = _cex(inst, c=c_text, theta=bad.tolist(), constants={"c": c_text}) if status == "refuted" else None
     return InstanceResult(status, inst.name, margin=margin if math.isfinite(margin) else None,
                           counterexample=cex, details=details)
 

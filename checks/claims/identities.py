@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from mpmath import mp, mpf
 
 from proofs_numeric import fast
 from proofs_numeric import mp as M
+from proofs_numeric.errors import InvalidInput
 from proofs_numeric.instance import Instance
 from theory import dpo as tdpo
 from theory import softmax as tsm
@@ -27,8 +29,8 @@ from theory.compiled import compiled
 from theory.derivation import Derivation, context_args, flatten_values
 from theory.symbols import context_symbols
 
-from ..crosscheck import IdentitySpec, cancellation_estimate, fd_jacobian, identity_claim
-from ..registry import Claim
+from ..crosscheck import IdentitySpec, cancellation_estimate, crosscheck_instance, fd_jacobian, identity_claim
+from ..registry import Claim, InstanceResult, RunOptions
 
 Factory = Callable[[int, int], Derivation]
 QFn = Callable[[Instance, Sequence[Any], int], list[Any]]
@@ -436,7 +438,87 @@ def _relation(cid: str) -> Callable[[], Any]:
     return build
 
 
+# ================================================= parameters a claims file can state
+#: E4 ``kl``: the KL direction of the Gibbs form (pi||pi*, the identity; pi*||pi, a wrong variant);
+#: E10 ``factor`` (1) scales the Fisher weight beta^2 sigma'; E12 ``factor`` (2) the 2 of 2 E_x S_pi.
+KL_DIRECTIONS = ("pi||pi*", "pi*||pi")
+PARAMETERS: dict[str, dict[str, Any]] = {"E4": {"kl": "pi||pi*"}, "E10": {"factor": 1}, "E12": {"factor": 2}}
+CHOICES: dict[str, dict[str, tuple[str, ...]]] = {"E4": {"kl": KL_DIRECTIONS}}
+
+
+def _factor(opts: RunOptions, claim: Claim, name: str, default: Any) -> tuple[Any, str]:
+    """The claim's constant ``name`` as an exact value (a Fraction when rational, else its double) and its text."""
+    from fractions import Fraction
+
+    from ..constants import constant
+
+    c = constant(opts, claim, name)
+    ex = c.exact({})
+    return (Fraction(ex) if ex is not None else c.float({})), c.text
+
+
+def _scaled(side: Any, factor: Any) -> Any:
+    """``side`` (inst, theta, dps) -> values, every value multiplied by ``factor`` (exact rationals kept exact)."""
+
+    def f(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
+        vals = side(inst, theta, dps)
+        with mp.workdps(dps):
+            k = mpf(factor.numerator) / mpf(factor.denominator) if hasattr(factor, "numerator") else mpf(factor)
+            return [k * v for v in vals]
+
+    return f
+
+
+def _e4_reversed(side: Any) -> Any:
+    """The Gibbs form with the KL direction reversed: beta E_x[A_x(theta*) - KL(pi* || pi)], as the
+    stated closed form plus beta E_x[KL(pi || pi*) - KL(pi* || pi)] (a deliberately wrong variant)."""
+
+    def f(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
+        vals = side(inst, theta, dps)
+        p, ps = M.policy(inst, theta, dps), M.policy(inst, inst.theta_star.tolist(), dps)
+        with mp.workdps(dps):
+            corr = mpf(inst.beta) * mp.fsum(
+                mpf(inst.rho[x]) * (M.kl(p[x], ps[x], dps) - M.kl(ps[x], p[x], dps)) for x in range(inst.m)
+            )
+            return [vals[0] + corr]
+
+    return f
+
+
+def _parametrised(cid: str, claim: Claim) -> Claim:
+    """``claim`` with its parameters (:data:`PARAMETERS`) read from the run: the closed form they change
+    is the SymPy side of the identity engine, so a wrong value is refuted like a wrong formula."""
+    import dataclasses
+
+    base = SPECS[cid]
+
+    def check(cl: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
+        if cid == "E4":
+            kl = str(opts.constants.get("kl", "pi||pi*"))
+            if kl not in KL_DIRECTIONS:
+                raise InvalidInput(f"constants.E4.kl must be one of {', '.join(KL_DIRECTIONS)}, got kl={kl!r}")
+            spec = base if kl == "pi||pi*" else dataclasses.replace(base, theory=_e4_reversed(base.theory))
+            shown: dict[str, Any] = {"kl": kl}
+        else:
+            default = PARAMETERS[cid]["factor"]
+            val, text = _factor(opts, cl, "factor", default)
+            k = val / default  # the registry's closed form already carries the default factor
+            spec = base if k == 1 else dataclasses.replace(base, theory=_scaled(base.theory, k))
+            shown = {"factor": text}
+        res = crosscheck_instance(spec, inst, opts)
+        res.details["constants"] = shown
+        if res.counterexample is not None:
+            res.counterexample = res.counterexample | {"constants": shown}
+        return res
+
+    return dataclasses.replace(
+        claim, check=check, constants=MappingProxyType(dict(PARAMETERS[cid])),
+        choices=MappingProxyType(CHOICES.get(cid, {})),
+    )
+
+
 CLAIMS: list[Claim] = [
     identity_claim(cid, STATEMENTS[cid][0], STATEMENTS[cid][1], spec, relation=_relation(cid), hypotheses=HYPOTHESES.get(cid, ()))
     for cid, spec in SPECS.items()
 ]
+CLAIMS = [_parametrised(c.id, c) if c.id in PARAMETERS else c for c in CLAIMS]

@@ -123,6 +123,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="seconds the whole connection to the Dask scheduler may take (default 10)",
     )
     p.add_argument(
+        "--search",
+        metavar="SECONDS",
+        type=float,
+        default=None,
+        help="also search each inequality claim's instance space for its tightest constant for SECONDS "
+        "(checks.search): tightest_constant then reports the certified searched supremum and its witness",
+    )
+    p.add_argument(
         "--dry-run",
         action="store_true",
         help="validate the arguments, the claims file and the outputs, print the plan, run nothing",
@@ -154,6 +162,8 @@ class AuditPlan:
     connect_timeout: float = 10.0
     #: the files the run wrote into ``out`` (set by :func:`write_outputs`)
     written: list[Path] = field(default_factory=list)
+    #: seconds of adversarial search per inequality claim (``--search``; None: no search)
+    search: float | None = None
 
     def config(self) -> dict[str, Any]:
         """The run's identity (what --resume compares): claims, constants, instances, options."""
@@ -165,6 +175,7 @@ class AuditPlan:
             ],
             "source": self.source,
             "opts": self.opts,
+            **({"search": self.search} if self.search is not None else {}),
         }
 
     def fingerprint(self) -> str:
@@ -224,6 +235,12 @@ def build_plan(args: argparse.Namespace, registered: dict[str, Claim] | None = N
 
         check_scheduler_address(args.scheduler)
     ct = _seconds("connect-timeout", getattr(args, "connect_timeout", 10.0))
+    search_s = getattr(args, "search", None)
+    if search_s is not None:
+        from ..search import MAX_BUDGET
+
+        if not (math.isfinite(search_s) and 0 < search_s <= MAX_BUDGET):
+            raise InvalidInput(f"search must be a number of seconds in (0, {MAX_BUDGET:g}], got search={search_s}")
     if args.resume and not args.out:
         raise InvalidInput("resume needs --out DIR (the run directory to continue)")
 
@@ -320,6 +337,7 @@ def build_plan(args: argparse.Namespace, registered: dict[str, Claim] | None = N
         batch_seconds=bs,
         local=local,
         connect_timeout=ct,
+        search=None if search_s is None else float(search_s),
     )
 
 
@@ -515,7 +533,7 @@ def _aggregate(
     v.elapsed_s = round(elapsed, 4)
     if pc.constants:
         v.details["constants"] = dict(pc.constants)
-        if v.stated_constant is None and len(consts) == 1:
+        if v.stated_constant is None and len(consts) == 1 and not set(consts) & set(pc.claim.choices):
             from ..claimsfile import claim_symbols
             from ..constants import read
 
@@ -568,6 +586,10 @@ def run_audit(plan: AuditPlan, executor: Any = None, progress: bool | None = Non
                 workers if total > 1 else 1, plan.scheduler, plan.local, plan.connect_timeout
             )
         verdicts = _drive(plan, state, journal, executor, progress)
+        if plan.search is not None:
+            from ..search import augment_verdicts
+
+            augment_verdicts(plan, verdicts, plan.search, progress)
         if outdir is not None:
             write_outputs(plan, verdicts, outdir)
         aborted = False
