@@ -202,11 +202,11 @@ def test_plain_progress_line_per_finished_claim(capsys: pytest.CaptureFixture[st
     with bar.running():
         for v in _verdicts()[:2]:
             bar.finished(v)
-    err = capsys.readouterr().err.splitlines()
+    err = capsys.readouterr().out.splitlines()
     assert len(err) == 2
     assert err[0].startswith("[1/2] I2: refuted (!), 4 instance(s), 0.14s (elapsed ")
     assert err[1].startswith("[2/2] Q1: refuted, 4 instance(s)")
     silent = Progress(10, enabled=False)
     with silent.running():
         silent.finished(_verdicts()[0])
-    assert capsys.readouterr().err == ""
+    assert capsys.readouterr() == ("", "")
