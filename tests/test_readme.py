@@ -69,7 +69,7 @@ def readme_steps(text: str | None = None) -> list[Step]:
 
 def _script(steps: list[Step]) -> str:
     """One bash script that runs the steps in order and reports each exit code."""
-    lines = ["set -u"]
+    lines: list[str] = []
     for i, s in enumerate(steps):
         if s.kind == "file":
             lines.append(f"cat > {s.name} <<'PREFCHECK_README_EOF'\n{s.text}PREFCHECK_README_EOF")
