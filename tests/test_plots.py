@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from checks.simfig import PlotDir, figure_summary, plot_positive
+from checks.experiments.simfig import PlotDir, figure_summary, plot_positive
 from proofs_numeric.generate import preset
 
 
@@ -31,8 +31,8 @@ def check_figure(fig: dict[str, Any]) -> None:
 @pytest.fixture(scope="module")
 def figures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     from checks.commands.design import plot_weights
-    from checks.distill_sim import plot_distill, simulate_distill
-    from checks.simulate import plot_dpo, simulate_dpo
+    from checks.experiments.distill_sim import plot_distill, simulate_distill
+    from checks.experiments.simulate import plot_dpo, simulate_dpo
 
     out = tmp_path_factory.mktemp("plots")
     rec: list[dict[str, Any]] = []

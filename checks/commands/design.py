@@ -10,7 +10,7 @@ pairs off the support, the iteration counts and the timings. ``--plot DIR`` writ
 the design weights (DIR/design_weights.png).
 
 ``prefcheck design --study [--replications R] [--budget N] [--alpha A] [--plot DIR] [--json ...]``
-runs the coverage-independence study (:mod:`checks.design_study`): the two-round hybrid vs
+runs the coverage-independence study (:mod:`checks.experiments.design_study`): the two-round hybrid vs
 on-policy and offline DPO at the same budget, across the poor-coverage family, as two tables
 (growing ||theta*|| D; growing tilt of pi_ref at fixed theta*) and plots.
 
@@ -30,7 +30,7 @@ from typing import Any
 from proofs_numeric.certify import bits_for_dps
 from proofs_numeric.errors import InvalidInput, check_dps
 
-from ..simfig import save_png
+from ..experiments.simfig import save_png
 from .common import (
     add_instance_source,
     check_json_target,
@@ -95,7 +95,7 @@ def plot_weights(payload: dict[str, Any], directory: str | Path, record: list[di
     ax.legend(fontsize=7)
     fig.tight_layout()
     if record is not None:
-        from ..simfig import figure_summary
+        from ..experiments.simfig import figure_summary
 
         record.append(figure_summary(fig, ax, "design_weights.png"))
     out = Path(save_png(fig, str(d / "design_weights.png")))
@@ -104,7 +104,7 @@ def plot_weights(payload: dict[str, Any], directory: str | Path, record: list[di
 
 
 def _run_study(args: argparse.Namespace) -> int:
-    from ..design_study import coverage_study, format_table, plot_study
+    from ..experiments.design_study import coverage_study, format_table, plot_study
 
     if args.replications < 1:
         raise InvalidInput(f"replications must be >= 1, got replications={args.replications}")

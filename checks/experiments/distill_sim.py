@@ -298,8 +298,8 @@ def plot_distill(
 
     An exact zero (noiseless distillation recovers theta* exactly, verified at high precision) cannot
     sit on a log axis: it is drawn as a hollow marker on the bottom edge with its own legend entry
-    (:func:`checks.simfig.plot_positive`), never at an invented small value. ``record`` receives each
-    figure's :func:`checks.simfig.figure_summary`.
+    (:func:`checks.experiments.simfig.plot_positive`), never at an invented small value. ``record`` receives each
+    figure's :func:`checks.experiments.simfig.figure_summary`.
     """
     pd = PlotDir(outdir)
     name = result["instance"]

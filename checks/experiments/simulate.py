@@ -217,7 +217,7 @@ def plot_dpo(
        10-90% band over seeds; grey lines: the values of pi_ref).
 
     Every drawn element has a legend entry; ``record`` (a list) receives each figure's
-    :func:`checks.simfig.figure_summary`.
+    :func:`checks.experiments.simfig.figure_summary`.
     """
     pd = PlotDir(outdir)
     pb, cu, off = result["onpolicy"]["per-batch"], result["onpolicy"]["cumulative"], result["offline"]

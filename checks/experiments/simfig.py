@@ -1,4 +1,4 @@
-"""Shared plumbing of the simulation modules :mod:`checks.simulate` and :mod:`checks.distill_sim`.
+"""Shared plumbing of the simulation modules :mod:`checks.experiments.simulate` and :mod:`checks.experiments.distill_sim`.
 
 - :data:`Progress`: the progress callback type (called with the number of finished runs).
 - :func:`save_png`: write a figure atomically (temporary file + rename).
