@@ -66,7 +66,7 @@ def _commands() -> list[ModuleType]:
     from . import commands as pkg
 
     mods = [importlib.import_module(f"{pkg.__name__}.{m.name}") for m in pkgutil.iter_modules(pkg.__path__)]
-    order = ["audit", "list", "derive", "crosscheck", "coverage", "simulate", "design", "replay", "search"]
+    order = ["audit", "list", "derive", "crosscheck", "coverage", "simulate", "design", "replay", "search", "docs"]
     return sorted(
         (m for m in mods if hasattr(m, "NAME")),
         key=lambda m: (order.index(m.NAME) if m.NAME in order else len(order), m.NAME),

@@ -48,9 +48,9 @@ names = ["I2", "wrong step", "trivial"]
 
 
 def strip_timing(x: Any) -> Any:
-    """The report without its timing fields (what must be identical across runs)."""
+    """The report without its timing fields and run context (date, executor): what must be identical across runs."""
     if isinstance(x, dict):
-        return {k: strip_timing(v) for k, v in x.items() if k != "elapsed_s"}
+        return {k: strip_timing(v) for k, v in x.items() if k not in ("elapsed_s", "report")}
     if isinstance(x, list):
         return [strip_timing(v) for v in x]
     return x

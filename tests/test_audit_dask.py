@@ -30,7 +30,7 @@ steps = ["C_Sigma", "C_inf**2", "C_inf"]
 
 def _strip(x: object) -> object:
     if isinstance(x, dict):
-        return {k: _strip(v) for k, v in x.items() if k != "elapsed_s"}
+        return {k: _strip(v) for k, v in x.items() if k not in ("elapsed_s", "report")}  # report: the run date and executor
     if isinstance(x, list):
         return [_strip(v) for v in x]
     return x

@@ -45,7 +45,8 @@ def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "list", "--json")
     rows = json.loads(out)
     assert code == 0 and [r["id"] for r in rows] == list(all_claims())
-    assert all(set(r) == {"id", "kind", "expect", "statement", "constants", "reference"} for r in rows)
+    assert all(set(r) == {"id", "kind", "expect", "statement", "constants", "reference", "theory"} for r in rows)
+    assert rows[0]["theory"].startswith("docs/theory.md#")
 
 
 def test_list_quantities(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,4 @@
-"""``prefcheck design`` and the coverage-independence study (checks/design_study.py)."""
+"""``prefcheck design`` and the coverage-independence study (checks/experiments/design_study.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from checks.cli import main
-from checks.design_study import coverage_study, format_table, plot_study
+from checks.experiments.design_study import coverage_study, format_table, plot_study
 from proofs_numeric.errors import InvalidInput
 from proofs_numeric.generate import preset
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from checks.distill_sim import plot_distill, simulate_distill
+from checks.experiments.distill_sim import plot_distill, simulate_distill
 from proofs_numeric.errors import InvalidInput, PrecisionError
 from proofs_numeric.generate import preset
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from checks.cli import main
-from checks.simulate import plot_dpo, samples_to_reach, simulate_dpo
+from checks.experiments.simulate import plot_dpo, samples_to_reach, simulate_dpo
 from proofs_numeric import dpo, fast
 from proofs_numeric.generate import preset
 from proofs_numeric.sampling import offline_q, onpolicy_q
@@ -156,7 +156,7 @@ def test_cli_instance_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_cli_simulate_distill(tmp_path: Path) -> None:
-    pytest.importorskip("checks.distill_sim")
+    pytest.importorskip("checks.experiments.distill_sim")
     out = tmp_path / "d.json"
     rc = main(["simulate", "--preset", "tiny", "--method", "distill", "--rounds", "2", "--batch", "50",
                "--seeds", "1", "--dps", "30", "--json", str(out)])

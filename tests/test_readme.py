@@ -7,7 +7,7 @@ of a fresh clone; ``# exit N`` at the end of a line is the documented exit code 
 
 - the default run executes every command except the set-up lines (virtual environment, pip,
   pytest) and the ``(slow)`` ones, in order, in one shell in an empty folder (holding the
-  repository's ``examples/``), with the test environment's ``prefcheck`` on PATH;
+  repository's ``examples/`` and ``docs/``), with the test environment's ``prefcheck`` on PATH;
 - ``-m slow`` clones the repository (HEAD) into a temporary folder and runs *every* line, the
   set-up commands included, in one shell with a fresh HOME, exactly as the README says.
 """
@@ -69,7 +69,7 @@ def readme_steps(text: str | None = None) -> list[Step]:
 
 def _script(steps: list[Step]) -> str:
     """One bash script that runs the steps in order and reports each exit code."""
-    lines = ["set -u"]
+    lines: list[str] = []
     for i, s in enumerate(steps):
         if s.kind == "file":
             lines.append(f"cat > {s.name} <<'PREFCHECK_README_EOF'\n{s.text}PREFCHECK_README_EOF")
@@ -142,7 +142,8 @@ def _fast_env(home: Path) -> dict[str, str]:
 
 def test_readme_examples_run_in_order(tmp_path: Path) -> None:
     """Every quick command of the README, in order, in an empty folder: the documented exit codes."""
-    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    for folder in ("examples", "docs"):  # what a clone holds besides the installed package
+        shutil.copytree(ROOT / folder, tmp_path / folder)
     steps = [s for s in readme_steps() if not s.setup and not s.slow]
     assert len([s for s in steps if s.kind == "run"]) >= 15
     _run_steps(steps, tmp_path, _fast_env(tmp_path), timeout=600)

@@ -73,7 +73,7 @@ def strict_json(text: str) -> Any:
 
 def strip_timing(x: Any) -> Any:
     if isinstance(x, dict):
-        return {k: strip_timing(v) for k, v in x.items() if k != "elapsed_s"}
+        return {k: strip_timing(v) for k, v in x.items() if k not in ("elapsed_s", "report")}
     if isinstance(x, list):
         return [strip_timing(v) for v in x]
     return x

@@ -147,12 +147,14 @@ def test_certified_endpoints_are_rounded_outward_and_show_the_width() -> None:
 def test_coverage_prints_distinct_bracket_endpoints_within_80_columns(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "coverage", "--preset", "poor-coverage", "--theta", "-2.02,0.97,0,0", "--dps", "30")
     assert code == 0, err
-    brackets = [line for line in out.splitlines() if "certified [" in line]
-    assert len(brackets) == 5
-    for line in brackets:
-        lo, hi = line.split("[", 1)[1].split("]", 1)[0].split(", ")
-        assert Decimal(lo) < Decimal(hi), line  # the enclosure is shown as the bracket it is
-        width = float(line.rsplit("width ", 1)[1].rstrip(")"))
+    lines = out.splitlines()
+    los = [i for i, line in enumerate(lines) if "certified lo " in line]
+    assert len(los) == 5
+    for i in los:
+        lo = lines[i].split("certified lo ", 1)[1]
+        hi = lines[i + 1].split("certified hi ", 1)[1].split()[0]
+        assert Decimal(lo) < Decimal(hi), lines[i]  # the enclosure is shown as the bracket it is
+        width = float(lines[i + 1].rsplit("width ", 1)[1].rstrip(")"))
         assert (Decimal(hi) - Decimal(lo)) / Decimal(lo) < Decimal(width) * 100
 
 
@@ -202,11 +204,44 @@ def test_plain_progress_line_per_finished_claim(capsys: pytest.CaptureFixture[st
     with bar.running():
         for v in _verdicts()[:2]:
             bar.finished(v)
-    err = capsys.readouterr().err.splitlines()
+    err = capsys.readouterr().out.splitlines()
     assert len(err) == 2
     assert err[0].startswith("[1/2] I2: refuted (!), 4 instance(s), 0.14s (elapsed ")
     assert err[1].startswith("[2/2] Q1: refuted, 4 instance(s)")
     silent = Progress(10, enabled=False)
     with silent.running():
         silent.finished(_verdicts()[0])
-    assert capsys.readouterr().err == ""
+    assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("width", [80, 250])
+def test_coverage_on_a_terminal_never_folds_a_number(width: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import re
+    import sys
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    t = Tty()
+    monkeypatch.setattr(sys, "stdout", t)
+    monkeypatch.setenv("COLUMNS", str(width))
+    assert main(["coverage", "--preset", "tiny", "--dps", "20", "--theta", "3,-300"]) == 0
+    text = re.sub(r"\x1b\[[0-9;]*m", "", t.getvalue())
+    assert max(len(line) for line in text.splitlines()) <= width
+    # every certified endpoint appears whole on one line (scientific notation for the huge ones)
+    out = json.loads(_coverage_json())
+    for row in out["constants"]:
+        assert row["lo_text"] in text and row["hi_text"] in text, row["name"]
+    assert "e+276" in text
+
+
+def _coverage_json() -> str:
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["coverage", "--preset", "tiny", "--dps", "20", "--theta", "3,-300", "--json", "-"]) == 0
+    return buf.getvalue()

@@ -57,9 +57,9 @@ from proofs_numeric.instance import Instance
 from proofs_numeric.sampling import STREAM_OTHER, offline_q, rng_for, sample_counts
 
 from ..constants import constant, instance_env
+from ..experiments.simulate import measure_separation
 from ..registry import Claim, InstanceResult, RunOptions
 from ..runner import default_aggregate, record_check
-from ..simulate import measure_separation
 from ..stats import (
     family_aggregate,
     ks_chi2_verdict,

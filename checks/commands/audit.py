@@ -748,7 +748,9 @@ def write_outputs(plan: AuditPlan, verdicts: list[Verdict], outdir: OutDir | Non
             text = json.dumps(json_safe(record), indent=1, allow_nan=False) + "\n"
             written.append(od.write_counterexample(name, text))
         od.clear_counterexamples(keep)
-        written += write_reports(od, verdicts)
+        from ..report_context import run_context
+
+        written += write_reports(od, verdicts, context=run_context(plan), out_given=str(plan.out))
     plan.written = written
     return written
 

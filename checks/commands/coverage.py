@@ -248,22 +248,31 @@ def _print(out: dict[str, Any]) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(title=title)
-        for col in head:  # numbers are never cut: a cell folds onto a second line instead
-            table.add_column(col, overflow="fold")
-        for r in out["constants"]:
-            table.add_row(*cells(r))
-        con = Console()
-        con.print(table)
-        con.print(footer)
-        return
-    # plain text: one block per constant (whole numbers, whatever their length), 80 columns
+        con = Console(highlight=False)
+        rows = [cells(r) for r in out["constants"]]
+        need = sum(max(len(x[i]) for x in [head, *rows]) for i in range(len(head))) + 3 * len(head) + 1
+        if need <= con.width:  # the table when every number fits whole; the blocks below otherwise
+            table = Table(title=title)
+            for col in head:
+                table.add_column(col, no_wrap=True)
+            for row in rows:
+                table.add_row(*row)
+            con.print(table)
+            con.print(footer)
+            return
+    # plain text: one block per constant (whole numbers, whatever their length)
     print(title)
     for r in out["constants"]:
         c = cells(r)
         print(f"{c[0]:<9} float64 {c[1]}   mpmath {c[2]}")
-        print(f"{'':<9} certified [{c[3]}, {c[4]}]  (relative width {c[5]})")
-    print(footer)
+        print(f"{'':<9} certified lo {c[3]}")
+        print(f"{'':<9} certified hi {c[4]}  (relative width {c[5]})")
+    if sys.stdout.isatty():  # prose wrapped at word boundaries on a narrow terminal
+        from rich.console import Console
+
+        Console(highlight=False).print(footer)
+    else:
+        print(footer)
 
 
 def _mp_short(text: str) -> str:

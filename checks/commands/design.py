@@ -10,7 +10,7 @@ pairs off the support, the iteration counts and the timings. ``--plot DIR`` writ
 the design weights (DIR/design_weights.png).
 
 ``prefcheck design --study [--replications R] [--budget N] [--alpha A] [--plot DIR] [--json ...]``
-runs the coverage-independence study (:mod:`checks.design_study`): the two-round hybrid vs
+runs the coverage-independence study (:mod:`checks.experiments.design_study`): the two-round hybrid vs
 on-policy and offline DPO at the same budget, across the poor-coverage family, as two tables
 (growing ||theta*|| D; growing tilt of pi_ref at fixed theta*) and plots.
 
@@ -30,7 +30,7 @@ from typing import Any
 from proofs_numeric.certify import bits_for_dps
 from proofs_numeric.errors import InvalidInput, check_dps
 
-from ..simfig import save_png
+from ..experiments.simfig import save_png
 from .common import (
     add_instance_source,
     check_json_target,
@@ -68,7 +68,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
     check_plot_dir(args.plot)
 
 
-def plot_weights(payload: dict[str, Any], directory: str | Path) -> Path:
+def plot_weights(payload: dict[str, Any], directory: str | Path, record: list[dict[str, Any]] | None = None) -> Path:
     """Bar plot of the design weights on the support (matplotlib Agg), written atomically."""
     import matplotlib
 
@@ -80,24 +80,31 @@ def plot_weights(payload: dict[str, Any], directory: str | Path) -> Path:
     supp = payload["support"]
     labels = [f"x{s['pair'][0]}:{s['pair'][1]}-{s['pair'][2]}" for s in supp]
     fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(supp) + 1.5), 3.5))
-    ax.bar(range(len(supp)), [s["weight"] for s in supp], color="tab:blue")
+    ax.bar(range(len(supp)), [s["weight"] for s in supp], color="tab:blue",
+           label=r"$\lambda^*_z$ on the support (sum 1)")
     ax.set_xticks(range(len(supp)))
     ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel(r"$\lambda^*_z$")
+    ax.set_xlabel(r"support pair $z = (x: y, y')$ of the optimal design")
+    ax.set_ylabel(r"design weight $\lambda^*_z$")
     cert = payload.get("certificate") or {}
     ax.set_title(
-        f"{payload.get('instance', '')}: support {len(supp)} <= {payload['support_bound']}, "
-        f"KW gap <= {cert.get('gap_upper', float('nan')):.1e}",
+        f"{payload.get('instance', '')}: G-optimal design weights (support {len(supp)} <= "
+        f"{payload['support_bound']}, certified KW gap <= {cert.get('gap_upper', float('nan')):.1e})",
         fontsize=9,
     )
+    ax.legend(fontsize=7)
     fig.tight_layout()
+    if record is not None:
+        from ..experiments.simfig import figure_summary
+
+        record.append(figure_summary(fig, ax, "design_weights.png"))
     out = Path(save_png(fig, str(d / "design_weights.png")))
     plt.close(fig)
     return out
 
 
 def _run_study(args: argparse.Namespace) -> int:
-    from ..design_study import coverage_study, format_table, plot_study
+    from ..experiments.design_study import coverage_study, format_table, plot_study
 
     if args.replications < 1:
         raise InvalidInput(f"replications must be >= 1, got replications={args.replications}")

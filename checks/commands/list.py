@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from ..registry import all_claims
+from ..report_context import theory_link
 from .common import check_json_target, emit_json
 
 NAME = "list"
@@ -22,6 +23,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="JSON to stdout (-, also the default of a bare --json) or to a file, like the other commands",
     )
+
+
+def _section(claim_id: str) -> str:
+    link = theory_link(claim_id)
+    return f"\u00a7{link['section'].split('.')[0]}" if link else "-"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,20 +49,25 @@ def run(args: argparse.Namespace) -> int:
             "expect": c.expect,
             "statement": c.statement,
             "constants": {k: str(v) for k, v in c.constants.items()},
-            "reference": c.reference,
+            "reference": c.reference.replace("THEORY.md", "docs/theory.md"),
+            "theory": (theory_link(c.id) or {}).get("href"),
         }
         for c in claims.values()
     ]
     if args.json is not None:
         emit_json(args.json, rows)
         return 0
-    header = ("id", "kind", "expect", "constants", "statement")
+    # the theory column: the claim's section of docs/theory.md (docs/claims.md has every detail)
+    header = ("id", "kind", "expect", "constants", "docs/theory.md", "statement")
     table = [
-        (r["id"], r["kind"], r["expect"], ", ".join(f"{k}={v}" for k, v in r["constants"].items()) or "-", r["statement"])
+        (
+            r["id"], r["kind"], r["expect"], ", ".join(f"{k}={v}" for k, v in r["constants"].items()) or "-",
+            _section(r["id"]), r["statement"],
+        )
         for r in rows
     ]
-    widths = [max(len(str(t[i])) for t in [header, *table]) for i in range(4)]
-    print("  ".join(h.ljust(w) for h, w in zip(header[:4], widths)) + "  " + header[4])
+    widths = [max(len(str(t[i])) for t in [header, *table]) for i in range(5)]
+    print("  ".join(h.ljust(w) for h, w in zip(header[:5], widths)) + "  " + header[5])
     for t in table:
-        print("  ".join(str(c).ljust(w) for c, w in zip(t[:4], widths)) + "  " + t[4])
+        print("  ".join(str(c).ljust(w) for c, w in zip(t[:5], widths)) + "  " + t[5])
     return 0

@@ -3,10 +3,10 @@
     prefcheck simulate (--preset NAME | --instance FILE) [--rounds T] [--batch n] [--seeds S]
                        [--plot DIR] [--json -|PATH] [--method dpo|distill|both] [--seed N]
 
-``--method dpo`` (default) runs :func:`checks.simulate.simulate_dpo` (per-batch and cumulative
+``--method dpo`` (default) runs :func:`checks.experiments.simulate.simulate_dpo` (per-batch and cumulative
 on-policy DPO, offline DPO, the separation measurement of S4) and, with ``--plot DIR``, writes
-the PNG plots of :func:`checks.simulate.plot_dpo`. ``distill`` / ``both`` call
-``checks.distill_sim.simulate_distill`` / ``plot_distill`` (issue 6). ``--json`` writes a JSON
+the PNG plots of :func:`checks.experiments.simulate.plot_dpo`. ``distill`` / ``both`` call
+``checks.experiments.distill_sim.simulate_distill`` / ``plot_distill`` (issue 6). ``--json`` writes a JSON
 object holding every plotted number (``-``: stdout; a path: written atomically). A progress
 bar is shown only when stderr is a terminal. Every argument is validated before anything
 runs or is written (exit 2 with one line on stderr otherwise).
@@ -25,7 +25,7 @@ from typing import Any
 from proofs_numeric.errors import InvalidInput, check_dps
 from proofs_numeric.instance import Instance
 
-from .. import simfig
+from ..experiments import simfig
 from ..verdict import json_safe
 from .common import add_instance_source, check_json_target, check_plot_dir, emit_json, load_instance
 
@@ -49,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _validate(args: argparse.Namespace) -> tuple[Instance, Path | None]:
-    from ..simulate import check_sim_args
+    from ..experiments.simulate import check_sim_args
 
     check_sim_args(args.rounds, args.batch, args.seeds, args.seed)
     tf = args.target_factor
@@ -97,7 +97,7 @@ def _with_bar(
 
 def run(args: argparse.Namespace) -> int:
     inst, plot_dir = _validate(args)
-    from ..simulate import plot_dpo, simulate_dpo
+    from ..experiments.simulate import plot_dpo, simulate_dpo
 
     out: dict[str, Any] = {"method": args.method}
     plots: list[str] = []
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         if plot_dir is not None:
             plots += plot_dpo(res, plot_dir)
     if args.method in ("distill", "both"):
-        from ..distill_sim import plot_distill, simulate_distill
+        from ..experiments.distill_sim import plot_distill, simulate_distill
 
         kw: dict[str, Any] = {"rounds": args.rounds, "batch": args.batch, "seeds": args.seeds,
                               "seed": args.seed, "noise": args.noise, "dps": args.dps}

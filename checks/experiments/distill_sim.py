@@ -37,7 +37,7 @@ from proofs_numeric.instance import Instance
 from proofs_numeric.mle import fit_mle
 from proofs_numeric.sampling import bt_labels, offline_q, rng_for, sample_pairs
 
-from .simfig import PlotDir, Progress
+from .simfig import PlotDir, Progress, plot_positive
 from .simulate import check_sim_args
 
 __all__ = ["simulate_distill", "plot_distill", "DEFAULT_NOISE", "DEFAULT_MISSPEC"]
@@ -50,8 +50,6 @@ DEFAULT_MISSPEC = 0.5
 RATE_STEPS = 6
 RATE_MP_STEPS = 6
 RATE_MP_SEEDS = 5
-#: errors below this are drawn at this value on log plots (exact zeros included)
-PLOT_FLOOR = 1e-60
 STREAM_RATE = 21
 STREAM_RATE_NOISE = 22
 #: largest ``batch`` of a distillation simulation (the noiseless fits are mpmath)
@@ -284,119 +282,114 @@ def simulate_distill(
 
 
 # ------------------------------------------------------------------ plots
-def _floor(vals: list[float]) -> list[float]:
-    return [max(float(v), PLOT_FLOOR) for v in vals]
-
-
-def plot_distill(result: dict[str, Any], outdir: str | os.PathLike[str]) -> list[str]:
+def plot_distill(
+    result: dict[str, Any], outdir: str | os.PathLike[str], record: list[dict[str, Any]] | None = None
+) -> list[str]:
     """Write the PNG plots of a :func:`simulate_distill` result into ``outdir``; return their paths.
 
     1. ``distill_error_by_round.png``: target error by round, on-policy distillation noiseless (max over
-       seeds, exact zeros drawn at 1e-60) and noisy (RMS) vs on-policy DPO (RMS), equal samples per round.
+       seeds) and noisy (RMS) vs on-policy DPO (RMS), equal samples per round.
     2. ``distill_error_by_samples.png``: RMS target error of one fit on n pairs from pi_ref (log-log), DPO
        vs noisy and noiseless distillation, with a c/sqrt(n) reference line.
     3. ``distill_misspecified.png``: target-weighted excess error by round, on-policy vs offline
-       (noiseless, noisy, population) and the fixed point.
+       (noiseless, noisy, population) and the fixed point, for rewards misspecified by ``misspec``
+       (0: well specified, and the title says so).
     4. ``distill_coverage.png``: C_dev (= C_Sigma, E14) of pi* by the sampler of each round.
+
+    An exact zero (noiseless distillation recovers theta* exactly, verified at high precision) cannot
+    sit on a log axis: it is drawn as a hollow marker on the bottom edge with its own legend entry
+    (:func:`checks.experiments.simfig.plot_positive`), never at an invented small value. ``record`` receives each
+    figure's :func:`checks.experiments.simfig.figure_summary`.
     """
     pd = PlotDir(outdir)
     name = result["instance"]
     vs, rate, mis = result["versus_dpo"], result["rate"], result["misspecified"]
+    err = r"$\|\hat\theta - \theta^*\|_{I^*}$"
+    digits = vs["distill_noiseless"]["dps"]
 
     fig, ax = pd.axes()
-    ax.plot(
-        vs["round"],
-        _floor(vs["distill_noiseless"]["max_err_I"]),
-        "o-",
-        label=f"distillation, noiseless (max, {vs['distill_noiseless']['dps']} digits; 0 drawn at 1e-60)",
-    )
-    ax.plot(
-        vs["round"],
-        _floor(vs["distill_noisy"]["rms_err_I"]),
-        "s-",
-        label=f"distillation, noise s={result['noise_s']}",
-    )
-    ax.plot(vs["round"], _floor(vs["dpo_onpolicy"]["rms_err_I"]), "^-", label="on-policy DPO (BT labels)")
-    ax.axhline(1e-30, color="red", lw=0.8, ls="--", label="1e-30")
+    plot_positive(ax, vs["round"], vs["distill_noiseless"]["max_err_I"], "o-",
+                  f"distillation, noiseless (max over seeds, {digits} digits)", zero_note=f" at {digits} digits")
+    plot_positive(ax, vs["round"], vs["distill_noisy"]["rms_err_I"], "s-",
+                  f"distillation, label noise s = {result['noise_s']} (RMS)")
+    plot_positive(ax, vs["round"], vs["dpo_onpolicy"]["rms_err_I"], "^-", "on-policy DPO, BT labels (RMS)")
     pd.finish(
         fig,
         ax,
         "distill_error_by_round.png",
-        xlabel=f"round ({result['batch']} pairs each)",
-        ylabel="||theta - theta*||_I*",
-        title=f"{name}: distillation vs DPO at equal samples ({result['seeds']} seeds)",
+        xlabel=f"round $t$ ({result['batch']} pairs each)",
+        ylabel=f"error {err}",
+        title=f"{name}: reward distillation vs DPO at equal samples ({result['seeds']} seeds)",
         legend_size=7,
     )
 
     fig, ax = pd.axes()
     ns = rate["samples"]
-    ax.plot(ns, _floor(rate["dpo_rms_err_I"]), "^-", label=f"DPO (slope {rate['dpo_slope']:.3f})")
-    ax.plot(
-        ns,
-        _floor(rate["distill_noisy_rms_err_I"]),
-        "s-",
-        label=f"distillation, noisy (slope {rate['distill_noisy_slope']:.3f})",
-    )
-    ax.plot(
-        rate["distill_noiseless_samples"],
-        _floor(rate["distill_noiseless_max_err_I"]),
-        "o-",
-        label="distillation, noiseless (max)",
-    )
+    plot_positive(ax, ns, rate["dpo_rms_err_I"], "^-", f"DPO, RMS (slope {rate['dpo_slope']:.3f})")
+    plot_positive(ax, ns, rate["distill_noisy_rms_err_I"], "s-",
+                  f"distillation, noisy, RMS (slope {rate['distill_noisy_slope']:.3f})")
+    plot_positive(ax, rate["distill_noiseless_samples"], rate["distill_noiseless_max_err_I"], "o-",
+                  "distillation, noiseless (max over seeds)", zero_note=f" at {digits} digits")
     c = rate["dpo_rms_err_I"][0] * math.sqrt(ns[0]) if rate["dpo_rms_err_I"] else 1.0
-    ax.plot(ns, [c / math.sqrt(n) for n in ns], "k--", lw=1, label="c / sqrt(n)")
+    ax.plot(ns, [c / math.sqrt(n) for n in ns], "k--", lw=1, label=r"reference $c/\sqrt{n}$")
     pd.finish(
         fig,
         ax,
         "distill_error_by_samples.png",
-        xlabel="pairs n (from pi_ref)",
-        ylabel="||theta_hat - theta*||_I*",
-        title=f"{name}: error against n",
+        xlabel=r"pairs $n$ drawn from $\pi_{ref}$ (one fit)",
+        ylabel=f"error {err}",
+        title=f"{name}: error of one fit against the number of pairs",
         legend_size=7,
         xlog=True,
     )
 
     fig, ax = pd.axes()
     rr = mis["round"]
+    size = float(mis["misspec"])
     for label, mk in (("noiseless", "o"), ("noisy", "s")):
         blk = mis[label]
-        ax.plot(rr, _floor(blk["onpolicy_target_excess"]), mk + "-", label=f"on-policy, {label}")
-        ax.plot(
-            rr,
-            _floor(blk["onpolicy_cumulative_target_excess"]),
-            mk + "-.",
-            label=f"on-policy cumulative, {label}",
-        )
-        ax.plot(rr, _floor(blk["offline_target_excess"]), mk + "--", label=f"offline, {label}")
+        plot_positive(ax, rr, blk["onpolicy_target_excess"], mk + "-", f"on-policy, {label}")
+        plot_positive(ax, rr, blk["onpolicy_cumulative_target_excess"], mk + "-.", f"on-policy cumulative, {label}")
+        plot_positive(ax, rr, blk["offline_target_excess"], mk + "--", f"offline, {label}")
     pop = mis["population"]
-    ax.plot(rr, _floor(pop["onpolicy_target_excess"]), "k-", lw=1, label="on-policy, population")
-    ax.axhline(
-        max(pop["offline_target_excess"], PLOT_FLOOR), color="k", ls=":", lw=1, label="offline, population"
-    )
-    ax.axhline(
-        max(pop["fixed_point"]["target_excess"], PLOT_FLOOR), color="green", lw=0.8, label="fixed point"
-    )
+    plot_positive(ax, rr, pop["onpolicy_target_excess"], "k-", "on-policy, population", lw=1)
+    for value, style, label in (
+        (pop["offline_target_excess"], {"color": "k", "ls": ":", "lw": 1}, "offline, population"),
+        (pop["fixed_point"]["target_excess"], {"color": "green", "lw": 0.8}, "fixed point"),
+    ):
+        if value > 0:
+            ax.axhline(value, label=label, **style)
+        else:
+            ax.plot([], [], label=f"{label}: exactly 0 (not drawn on the log axis)", **style)
+    what = f"rewards misspecified by {size:g}" if size > 0 else "well-specified rewards (misspecification 0)"
     pd.finish(
         fig,
         ax,
         "distill_misspecified.png",
-        xlabel="round",
-        ylabel="target-weighted excess error",
-        title=f"{name}: misspecified rewards (size {mis['misspec']})",
-        legend_size=7,
+        xlabel=r"round $t$",
+        ylabel=r"target-weighted excess error",
+        title=f"{name}: {what}",
+        legend_size=6,
     )
 
     fig, ax = pd.axes()
-    ax.plot(vs["round"], vs["c_dev"]["mean"], "o-", label="C_dev, sampled on-policy trajectory (mean)")
-    ax.plot(rr, pop["onpolicy_c_dev"], "s--", label="C_dev, population trajectory (misspecified)")
-    ax.axhline(1.0, color="black", lw=0.5)
+    ax.plot(vs["round"], vs["c_dev"]["mean"], "o-", label="sampled on-policy trajectory (mean over seeds)")
+    pop_label = (f"population trajectory, rewards misspecified by {size:g}" if size > 0
+                 else "population trajectory (well specified)")
+    same = len(rr) == len(vs["round"]) and all(
+        math.isclose(a, b, rel_tol=1e-9) for a, b in zip(vs["c_dev"]["mean"], pop["onpolicy_c_dev"])
+    )
+    ax.plot(rr, pop["onpolicy_c_dev"], "s--", mfc="none", label=pop_label + (" (same values)" if same else ""))
+    ax.axhline(1.0, color="black", lw=0.5, label="1 (perfect coverage)")
     pd.finish(
         fig,
         ax,
         "distill_coverage.png",
-        xlabel="round",
-        ylabel="C_dev(pi*; sampler) = C_Sigma (E14)",
-        title=f"{name}: deviation coverage along the trajectory",
+        xlabel=r"round $t$",
+        ylabel=r"$C_{dev}(\pi^*;\ \mathrm{sampler}) = C_\Sigma$ (E14)",
+        title=f"{name}: deviation coverage of pi* along the trajectory",
         legend_size=7,
     )
+    if record is not None:
+        record.extend(pd.figures)
     return pd.paths

@@ -203,7 +203,9 @@ def measure_separation(
 
 
 # ------------------------------------------------------------------ plots
-def plot_dpo(result: dict[str, Any], outdir: str | os.PathLike[str]) -> list[str]:
+def plot_dpo(
+    result: dict[str, Any], outdir: str | os.PathLike[str], record: list[dict[str, Any]] | None = None
+) -> list[str]:
     """Write the three PNG plots of a :func:`simulate_dpo` result into ``outdir``; return their paths.
 
     1. ``dpo_error_by_round.png``: RMS error ||theta_t - theta*||_{I*} by round (per-batch and
@@ -213,45 +215,59 @@ def plot_dpo(result: dict[str, Any], outdir: str | os.PathLike[str]) -> list[str
        the target risk and the two sample counts that reach it.
     3. ``dpo_coverage.png``: C_inf, C_Sigma, C_I of pi* by the sampler of each round (median and
        10-90% band over seeds; grey lines: the values of pi_ref).
+
+    Every drawn element has a legend entry; ``record`` (a list) receives each figure's
+    :func:`checks.experiments.simfig.figure_summary`.
     """
     pd = PlotDir(outdir)
     pb, cu, off = result["onpolicy"]["per-batch"], result["onpolicy"]["cumulative"], result["offline"]
     pred, sep = result["predictions"], result["separation"]
     name = result["instance"]
+    err = r"$\|\hat\theta - \theta^*\|_{I^*}$"
 
     fig, ax = pd.axes()
-    ax.plot(pb["round"], pb["rms_err_I"], "o-", label="on-policy (per-batch MLE)")
-    ax.plot(cu["round"], cu["rms_err_I"], "s-", label="on-policy (cumulative MLE)")
+    ax.plot(pb["round"], pb["rms_err_I"], "o-", label="on-policy, per-batch MLE")
+    ax.plot(cu["round"], cu["rms_err_I"], "s-", label="on-policy, cumulative MLE")
     n_on = len(cu["round"])
-    ax.plot(cu["round"], off["rms_err_I"][:n_on], "^-", label="offline (same samples)")
-    ax.axhline(math.sqrt(pred["floor_per_batch"]), color="gray", ls="--", label="floor sqrt(d/n)")
-    pd.finish(fig, ax, "dpo_error_by_round.png", xlabel="round", ylabel="RMS ||theta - theta*||_I*",
-              title=f"{name}: error by round (n={result['batch']}, {result['seeds']} seeds)", legend_size=8)
+    ax.plot(cu["round"], off["rms_err_I"][:n_on], "^-", label="offline, same number of samples")
+    ax.axhline(math.sqrt(pred["floor_per_batch"]), color="gray", ls="--", label=r"per-batch floor $\sqrt{d/n}$")
+    pd.finish(fig, ax, "dpo_error_by_round.png", xlabel=r"round $t$", ylabel=f"RMS error {err} over seeds",
+              title=f"{name}: estimation error by round (n = {result['batch']} pairs per round, "
+              f"{result['seeds']} seeds)", legend_size=8)
 
     fig, ax = pd.axes()
-    ax.plot(cu["samples"], cu["risk"]["mean"], "s-", label="on-policy cumulative (mean risk)")
-    ax.fill_between(cu["samples"], cu["risk"]["q10"], cu["risk"]["q90"], alpha=0.2)
-    ax.plot(off["samples"], off["risk"]["mean"], "^-", label="offline (mean risk)")
+    ax.plot(cu["samples"], cu["risk"]["mean"], "s-", label="on-policy, cumulative (mean over seeds)")
+    ax.fill_between(cu["samples"], cu["risk"]["q10"], cu["risk"]["q90"], alpha=0.2,
+                    label="10-90% of seeds (shaded)")
+    ax.plot(off["samples"], off["risk"]["mean"], "^-", label="offline (mean over seeds)")
     ax.fill_between(off["samples"], off["risk"]["q10"], off["risk"]["q90"], alpha=0.2)
     ax.plot(pred["offline_line"]["samples"], pred["offline_line"]["risk"], "k--", lw=1,
-            label="asymptotic offline tr(I_ref^-1 I*)/N")
+            label=r"asymptotic offline $\mathrm{tr}(I_{ref}^{-1} I^*)/N$")
     ax.plot(pred["onpolicy_line"]["samples"], pred["onpolicy_line"]["risk"], "k:", lw=1,
-            label="asymptotic on-policy d/N")
-    ax.axhline(sep["target_risk"], color="red", lw=0.8, label="target risk")
-    for key, mk in (("n_onpolicy", "o"), ("n_offline", "D")):
+            label=r"asymptotic on-policy $d/N$")
+    ax.axhline(sep["target_risk"], color="red", lw=0.8, label=f"target risk {sep['target_risk']:.3g}")
+    for key, mk, who in (("n_onpolicy", "o", "on-policy"), ("n_offline", "D", "offline")):
         if math.isfinite(sep[key]):
-            ax.plot([sep[key]], [sep["target_risk"]], mk, color="red", ms=7)
-    pd.finish(fig, ax, "dpo_error_by_samples.png", xlabel="total samples N", ylabel="target risk",
-              title=f"{name}: ratio {sep['ratio']:.3g} (predicted {sep['predicted_ratio']:.3g})",
-              legend_size=7, xlog=True)
+            ax.plot([sep[key]], [sep["target_risk"]], mk, color="red", ms=7,
+                    label=f"{who} reaches it at N = {sep[key]:.4g}")
+    pd.finish(fig, ax, "dpo_error_by_samples.png", xlabel=r"total samples $N$",
+              ylabel=r"mean target risk $\|\hat\theta - \theta^*\|^2_{I^*}$",
+              title=f"{name}: samples to the target risk, offline / on-policy = {sep['ratio']:.3g} "
+              f"(predicted {sep['predicted_ratio']:.3g})", legend_size=7, xlog=True)
 
     fig, ax = pd.axes()
-    for key, label in (("c_inf", "C_inf"), ("c_sigma", "C_Sigma"), ("c_I", "C_I")):
-        ax.plot(pb["round"], pb[key]["median"], "o-", label=f"{label} (on-policy sampler)")
-        ax.fill_between(pb["round"], pb[key]["q10"], pb[key]["q90"], alpha=0.15)
+    names = {"c_inf": r"$C_\infty$", "c_sigma": r"$C_\Sigma$", "c_I": r"$C_I$"}
+    for i, key in enumerate(("c_inf", "c_sigma", "c_I")):
+        ax.plot(pb["round"], pb[key]["median"], "o-", label=f"{names[key]} of the on-policy sampler (median)")
+        ax.fill_between(pb["round"], pb[key]["q10"], pb[key]["q90"], alpha=0.15,
+                        label="10-90% of seeds (shaded)" if i == 0 else None)
     for key, ls in (("c_inf", "--"), ("c_sigma", "-."), ("c_I", ":")):
-        ax.axhline(pred["offline_coverage"][key], color="gray", ls=ls, lw=0.8)
-    ax.axhline(1.0, color="black", ls="-", lw=0.5)
-    pd.finish(fig, ax, "dpo_coverage.png", xlabel="round", ylabel="coverage of pi* (median, 10-90% band)",
-              title=f"{name}: coverage along the trajectory (grey: pi_ref)", legend_size=8)
+        ax.axhline(pred["offline_coverage"][key], color="gray", ls=ls, lw=0.8,
+                   label=f"{names[key]} of " + r"$\pi_{ref}$ (offline sampler)")
+    ax.axhline(1.0, color="black", ls="-", lw=0.5, label="1 (perfect coverage)")
+    pd.finish(fig, ax, "dpo_coverage.png", xlabel=r"round $t$",
+              ylabel=r"coverage of $\pi^*$ by the round's sampler",
+              title=f"{name}: coverage of pi* along the on-policy trajectory", legend_size=7)
+    if record is not None:
+        record.extend(pd.figures)
     return pd.paths
