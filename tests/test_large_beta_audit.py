@@ -34,3 +34,21 @@ def test_claims_file_audit_at_beta_1e6_reports_every_claim(tmp_path: Path) -> No
     assert verdicts["E10"]["status"] == "inconclusive" and verdicts["E10"]["details"]["not_run"]
     assert verdicts["S1"]["status"] == "inconclusive"
     assert verdicts["S1"]["details"]["status_counts"] == {"skipped": 1}
+
+
+def test_e15_at_beta_1e6_runs_its_derivation() -> None:
+    """E15 (reward distillation) is a quadratic in theta through log pi ratios: no sigmoid, so its derivation
+    and finite differences need only the softmax's own digits at any beta. Old: at beta = 1e6 both were skipped
+    (estimate ~4e5 digits from beta <theta*, z>) and the instance was still "verified"."""
+    import dataclasses
+
+    from checks.claims.distill import e15_spec
+    from checks.crosscheck import crosscheck_instance
+    from checks.registry import RunOptions
+    from proofs_numeric.generate import preset
+
+    res = crosscheck_instance(e15_spec(), dataclasses.replace(preset("tiny"), beta=1e6), RunOptions(dps=50))
+    assert res.status == "verified" and "not_run" not in res.details
+    ran = {c["name"]: c for c in res.details["checks"]}
+    assert ran["derived_vs_closed"]["points"] == 3 and ran["derived_vs_closed"]["agree_digits"] >= 45
+    assert ran["finite_difference"]["points"] == 3 and ran["finite_difference"]["agree_digits"] >= 45
