@@ -184,7 +184,7 @@ def result_from_json(d: Mapping[str, Any]) -> InstanceResult:
     an unknown status. Non-finite numbers, which JSON carries as the strings "inf", "-inf" and
     "nan", become floats again.
     """
-    from .verdict import STATUSES
+    from .verdict import SKIPPED, STATUSES
 
     if not isinstance(d, Mapping):
         raise ValueError(f"result must be an object, got {type(d).__name__}")
@@ -195,8 +195,8 @@ def result_from_json(d: Mapping[str, Any]) -> InstanceResult:
     for req in ("status", "instance"):
         if req not in d:
             raise ValueError(f"result lacks the field {req!r}")
-    if d["status"] not in STATUSES:
-        raise ValueError(f"result status must be one of {', '.join(STATUSES)}, got {d['status']!r}")
+    if d["status"] not in (*STATUSES, SKIPPED):  # skipped: the claim's hypothesis fails on that instance
+        raise ValueError(f"result status must be one of {', '.join((*STATUSES, SKIPPED))}, got {d['status']!r}")
     if not isinstance(d["instance"], str):
         raise ValueError(f"result instance must be a string, got {d['instance']!r}")
     out = dict(d)

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 from mpmath import mp, mpf
 
-from checks.crosscheck import IdentitySpec, crosscheck_instance, identity_aggregate
+from checks.crosscheck import IdentitySpec, cancellation_estimate, crosscheck_instance, identity_aggregate
 from checks.registry import Claim, InstanceResult, RunOptions
 from checks.runner import record_check
 from checks.stats import family_aggregate, ks_chi2_verdict, replications, sim_constant, sim_int_constant
@@ -200,8 +200,10 @@ def e15_spec(grad_factor: float = 2.0, hess_factor: float = 2.0) -> IdentitySpec
     def theory(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
         return _theory_side(inst, theta, dps, "closed", grad_factor, hess_factor)
 
+    # a quadratic in theta through log pi_theta ratios: no sigmoid, only the softmax's own concentration
     return IdentitySpec(
-        theory=theory, numeric=e15_numeric, floatpath=e15_float, fd=e15_fd, derived=e15_derived
+        theory=theory, numeric=e15_numeric, floatpath=e15_float, fd=e15_fd, derived=e15_derived,
+        cancellation=cancellation_estimate("theta", beta=False),
     )
 
 
