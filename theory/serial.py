@@ -105,7 +105,7 @@ def encode(exprs: Sequence[sp.Basic], args: Sequence[sp.Symbol]) -> Dag:
         nodes.append(node)
         return len(nodes) - 1
 
-    roots = tuple(visit(sp.sympify(e)) for e in exprs)
+    roots = tuple(visit(e if isinstance(e, sp.Basic) else sp.Integer(e)) for e in exprs)
     return Dag(len(args), tuple(nodes), roots)
 
 
