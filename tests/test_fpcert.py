@@ -204,3 +204,24 @@ def test_quantity_enclosures_float_tier_and_arb_seed() -> None:
     assert enclose("C_Sigma", inst, th, 40, tier="float").overlaps(ea.enclosure("C_Sigma"))
     with pytest.raises(Exception, match="tier must be arb or float"):
         QuantityEvaluator(inst, th, 40, tier="fast")
+
+
+def test_cli_tier_flag_selects_the_tier(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from checks.cli import main
+
+    for tier, want in (("auto", "certified-float"), ("arb", "certified-arb")):
+        out = tmp_path / f"{tier}.json"
+        rc = main(["audit", "--claims", "I2", "--instances", "2", "--dps", "30", "--workers", "1",
+                   "--tier", tier, "--json", str(out)])
+        assert rc == 0
+        v = json.loads(out.read_text())
+        v = v[0] if isinstance(v, list) else v["verdicts"][0] if "verdicts" in v else v
+        assert v["status"] == "certified" and want in v["details"]["tier_points"], v["details"].get("tier_points")
+    try:
+        rc = main(["audit", "--claims", "I2", "--tier", "fast"])
+    except SystemExit as e:
+        rc = e.code
+    assert rc == 2
+    assert "--tier" in capsys.readouterr().err
