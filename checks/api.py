@@ -38,6 +38,7 @@ def audit(
     radii: Sequence[float] | None = None,
     certifier: str = "arb",
     search: float | None = None,
+    tier: str = "auto",
 ) -> list[Verdict]:
     """Run claims as ``prefcheck audit`` does and return their verdicts (in plan order).
 
@@ -56,6 +57,8 @@ def audit(
         (as ``--scope region --budget S --radii R,...``; see :mod:`checks.region`).
     certifier : ``"leancert"`` also verifies the scalar statements with LeanCert (as ``--certifier``).
     search : seconds of adversarial search per inequality claim (as ``--search``; :mod:`checks.search`).
+    tier : ``"auto"`` (the certified float64 tier first for the I2/I4 Loewner verdicts, Arb where it cannot
+        decide) or ``"arb"`` (as ``--tier``).
 
     Raises :class:`proofs_numeric.errors.PrefcheckError` (InvalidInput) on bad input, before any work.
     """
@@ -72,7 +75,7 @@ def audit(
         instances=instances if given is None else None,
         dps=dps, seed=seed, out=None if out is None else str(out), resume=resume, workers=workers,
         scheduler=scheduler, json=None, replications=replications, level=level, batch_seconds=1.0,
-        connect_timeout=10.0, scope=scope, budget=budget, certifier=certifier, search=search,
+        connect_timeout=10.0, scope=scope, budget=budget, certifier=certifier, search=search, tier=tier,
         radii=None if radii is None else ",".join(repr(float(r)) for r in radii),
     )
     plan = build_plan(args)

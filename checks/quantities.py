@@ -328,6 +328,8 @@ class QuantityEvaluator:
         else:
             w = fpcert.sigma_prime_weights(ctx, ts)
             A, B = fpcert.fisher_enclosure(ctx, ps, w), fpcert.fisher_enclosure(ctx, p, w)
+        if A is None or B is None:
+            return None
         br, _why = fpcert.gen_eig_bracket(A, B)
         if br is None:
             return None

@@ -87,6 +87,13 @@ def add_arguments(p: Any) -> None:
         help="leancert: also verify the scalar statements of I1, I3, I4 (C_inf part) and E13 with LeanCert "
         "(optional extra prefcheck[lean])",
     )
+    p.add_argument(
+        "--tier",
+        choices=("auto", "arb"),
+        default="auto",
+        help="auto: the I2/I4 Loewner verdicts in the certified float64 tier first, Arb where its margin is "
+        "below the tier's rounding bound (default); arb: Arb only",
+    )
 
 
 def plan_extra(args: Any, ids: Sequence[str], custom: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -94,6 +101,11 @@ def plan_extra(args: Any, ids: Sequence[str], custom: Mapping[str, Mapping[str, 
     from proofs_numeric.errors import InvalidInput
 
     extra: dict[str, Any] = {}
+    tier = getattr(args, "tier", None) or "auto"
+    if tier not in ("auto", "arb"):
+        raise InvalidInput(f"tier must be auto or arb, got tier={tier!r}")
+    if tier != "auto":
+        extra["tier"] = tier
     scope = getattr(args, "scope", None) or "points"
     certifier = getattr(args, "certifier", None) or "arb"
     if scope not in ("points", "region"):

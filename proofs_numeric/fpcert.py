@@ -59,7 +59,7 @@ F = NDArray[np.float64]
 __all__ = [
     "U", "ETA", "gamma", "up", "dn", "rounding_selftest", "tier_available", "FloatSym", "FloatCtx",
     "PolicyIv", "pd_certify", "loewner_certify", "gen_eig_bracket", "laplacian_gram", "pair_cov_enclosure",
-    "fisher_enclosure", "policy_intervals", "ball_to_interval", "interval_to_ball", "TIER_FLOAT", "TIER_ARB",
+    "fisher_enclosure", "policy_intervals", "WeightModel", "SigmaPrime", "sigma_prime_weights", "ball_to_interval", "interval_to_ball", "TIER_FLOAT", "TIER_ARB",
     "arb_recheck_pd", "arb_recheck_gram", "arb_mat_of", "RECHECK_ENV",
 ]
 
@@ -183,10 +183,11 @@ def arb_recheck_pd(S: FloatSym, prec: int = RECHECK_PREC) -> bool:
         return pd_report(A, prec).status == "pd"
 
 
-def arb_recheck_gram(ctx: FloatCtx, Wlo: F, Whi: F, S: FloatSym, prec: int = RECHECK_PREC) -> bool:
-    r"""Arb confirms the claim of :func:`laplacian_gram`: with W the ball matrix [Wlo, Whi] and the exact
-    centred features, G = 2 sum_x P^T (diag(W 1) - W) P in balls, and both :math:`\delta I \pm (G - M)`
-    certified positive definite, i.e. :math:`\|G - M\|_2 < \delta` for every W in the intervals."""
+def arb_recheck_gram(ctx: FloatCtx, W: WeightModel, S: FloatSym, prec: int = RECHECK_PREC) -> bool:
+    r"""Arb confirms the claim of :func:`laplacian_gram`: with W the ball matrix W^m +- (W^m (a_y + a_y' + c)
+    + tau) and the exact centred features, G = 2 sum_x P^T (diag(W 1) - W) P in balls, and both
+    :math:`\delta I \pm (G - M)` certified positive definite, i.e. :math:`\|G - M\|_2 < \delta` for every
+    W of the model."""
     from flint import arb_mat
 
     inst = ctx.inst
@@ -194,17 +195,52 @@ def arb_recheck_gram(ctx: FloatCtx, Wlo: F, Whi: F, S: FloatSym, prec: int = REC
     cen = np.asarray(inst.phi, dtype=np.float64).mean(axis=1)
     with arb_prec(prec):
         G = arb_mat(d, d)
+        tau, c = arb(float(W.tau)), arb(float(W.c))
         for x in range(m):
             P = arb_mat([[arb(float(inst.phi[x, y, j])) - arb(float(cen[x, j])) for j in range(d)] for y in range(K)])
-            W = [[interval_to_ball(Wlo[x, y, yp], Whi[x, y, yp]) if y != yp else arb(0) for yp in range(K)]
-                 for y in range(K)]
-            L = arb_mat([[(sum(W[y], arb(0)) if y == yp else -W[y][yp]) for yp in range(K)] for y in range(K)])
+            rows = []
+            for y in range(K):
+                row = []
+                for yp in range(K):
+                    if y == yp:
+                        row.append(arb(0))
+                        continue
+                    wm = arb(float(W.Wm[x, y, yp]))
+                    rad = wm * (arb(float(W.a[x, y])) + arb(float(W.a[x, yp])) + c) + tau
+                    row.append(wm + arb(0, rad.upper()))
+                rows.append(row)
+            L = arb_mat([[(sum(rows[y], arb(0)) if y == yp else -rows[y][yp]) for yp in range(K)] for y in range(K)])
             G += P.transpose() * L * P
         G = 2 * G
-        dl = arb(float(S.delta))
-        E = arb_mat([[G[i, j] - arb(float(S.M[i, j])) for j in range(d)] for i in range(d)])
-        eye = arb_mat([[dl if i == j else arb(0) for j in range(d)] for i in range(d)])
-        return pd_report(eye - E, prec).status == "pd" and pd_report(eye + E, prec).status == "pd"
+        return _within(G, S, prec)
+
+
+def _within(G: Any, S: FloatSym, prec: int) -> bool:
+    """Both delta I -+ (G - M) certified positive definite in Arb (G an arb_mat)."""
+    from flint import arb_mat
+
+    d = S.M.shape[0]
+    dl = arb(float(S.delta))
+    E = arb_mat([[G[i, j] - arb(float(S.M[i, j])) for j in range(d)] for i in range(d)])
+    eye = arb_mat([[dl if i == j else arb(0) for j in range(d)] for i in range(d)])
+    return pd_report(eye - E, prec).status == "pd" and pd_report(eye + E, prec).status == "pd"
+
+
+def _recheck_end_to_end(ctx: FloatCtx, pol: PolicyIv, sp: SigmaPrime | None, S: FloatSym) -> None:
+    """Arb re-check of a whole pencil matrix, end to end: the exact Sigma_q / I_q(t) of pi_theta, enclosed by
+    the Arb path of :mod:`proofs_numeric.coverage` (its own policy balls), is within delta of M."""
+    from . import coverage as cov
+
+    inst = ctx.inst
+    with arb_prec(RECHECK_PREC):
+        probs = cov.arb_policy(inst, pol.theta.tolist())  # independent of the float-tier policy intervals
+        if sp is None:
+            G = cov.arb_pair_cov(inst, probs)
+        else:
+            G = cov.arb_fisher_pair(inst, [probs], sp.t.tolist())[0]
+        if not _within(G, S, RECHECK_PREC):
+            raise AssertionError(f"float-tier {'I_q' if sp else 'Sigma_q'} enclosure not confirmed by Arb "
+                                 f"(delta={S.delta!r})")
 
 
 # ------------------------------------------------------------------ balls <-> intervals
@@ -455,6 +491,7 @@ class PolicyIv:
     p_hi: F
     lp_lo: F
     lp_hi: F
+    theta: F
 
     def ok(self) -> bool:
         return bool(np.all(np.isfinite(self.lp_lo)) and np.all(np.isfinite(self.lp_hi)))
@@ -495,43 +532,55 @@ def policy_intervals(ctx: FloatCtx, theta: F) -> PolicyIv:
         p_hi = np.minimum(up(e_hi / np.maximum(S_lo, 0.0)[:, None]), 1.0)
         lp_lo = dn(a_lo - LS_hi[:, None])
         lp_hi = np.minimum(up(a_hi - LS_lo[:, None]), 0.0)
-    return PolicyIv(p_lo, p_hi, lp_lo, lp_hi)
+    return PolicyIv(p_lo, p_hi, lp_lo, lp_hi, np.asarray(theta, dtype=np.float64))
 
 
-def _outer_pos(lo: F, hi: F) -> tuple[F, F]:
-    """p_y p_y' for nonnegative intervals, (m, K, K), symmetric, outward."""
+@dataclass
+class WeightModel:
+    r"""Pair weights W (m, K, K) as a float midpoint with a rank-structured radius: for the exact W,
+    :math:`|W_{x,yy'} - W^m_{x,yy'}| \le W^m_{x,yy'}(a_{x,y} + a_{x,y'} + c) + \tau` entrywise (off the
+    diagonal; the diagonal does not enter the Gram sum). W^m is symmetric and nonnegative."""
+
+    Wm: F
+    a: F
+    c: float
+    tau: float
+
+    def ok(self) -> bool:
+        return bool(np.all(np.isfinite(self.a)) and math.isfinite(self.c) and math.isfinite(self.tau)
+                    and np.all(np.isfinite(self.Wm)))
+
+
+def _rel_radius(pm: F, lo: F, hi: F) -> F:
+    """Relative radii rho >= |p - pm| / pm for every p in [lo, hi] (pm > 0 required), rounded up."""
     with np.errstate(all="ignore"):
-        return np.maximum(dn(lo[:, :, None] * lo[:, None, :]), 0.0), up(hi[:, :, None] * hi[:, None, :])
+        r = np.maximum(up(hi - pm), up(pm - lo)) / pm
+        return np.asarray(up(r * (1.0 + 4 * U)))
 
 
-def _scale_pos(Wlo: F, Whi: F, slo: F | float, shi: F | float) -> tuple[F, F]:
-    """Nonnegative intervals times nonnegative intervals (broadcast), outward."""
-    with np.errstate(all="ignore"):
-        return np.maximum(dn(Wlo * slo), 0.0), up(Whi * shi)
+def _mid(lo: F, hi: F) -> F:
+    return np.asarray(0.5 * (lo + hi))
 
 
-def laplacian_gram(ctx: FloatCtx, Wlo: F, Whi: F) -> FloatSym:
+def laplacian_gram(ctx: FloatCtx, W: WeightModel) -> FloatSym:
     r"""Enclosure of :math:`G = \sum_x \sum_{y \ne y'} W_{x,yy'} z z^\top = 2\sum_x P_x^\top(\mathrm{diag}(W_x 1) - W_x)P_x`
-    (E17) for every symmetric W with Wlo <= W <= Whi entrywise (nonnegative, diagonal ignored).
+    (E17) for every W of the :class:`WeightModel`.
 
-    Float evaluation: W_m = (Wlo + Whi)/2, L = diag(W_m 1) - W_m, T = deg * P - W_m P (batched GEMM),
-    G = P^T T (one m K x d GEMM), symmetrized. Error (entrywise, S(X) = |P|^T X |P|):
+    Float evaluation (as :func:`proofs_numeric.fast.fisher`): L = diag(W^m 1) - W^m, T = deg * P - W^m P
+    (batched GEMM), G = P^T T (one m K x d GEMM), symmetrized. Error (entrywise, S(X) = |P|^T X |P|):
     :math:`|G/2 - \hat G/2| \le c_1 S(|L|) + c_2 S(R_L)` + underflow, with
-    :math:`c_1 = \gamma_{K+2} + \gamma_{mK}(1+\gamma_{K+2}) + (1+u_P)^2 - 1`, :math:`c_2 = (1+u_P)^2`,
-    :math:`R_L = \mathrm{diag}(R_{deg}) + W_r` (radius of W and the rounding of the degrees); its
-    spectral norm is bounded by the largest row sum, computed by matrix-vector products.
+    :math:`c_1 = \gamma_{K+2} + \gamma_{mK+2}(1+\gamma_{K+2}) + (1+u_P)^2 - 1`, :math:`c_2 = (1+u_P)^2`,
+    :math:`R_L = \mathrm{diag}(R_{deg}) + W_r` (the radius of W and the rounding of the degrees). Its
+    spectral norm is at most its largest row sum, computed by matrix-vector products (the radius is
+    rank-structured, so W_r v needs only W^m v and W^m (a v)).
     """
     P = ctx.P
     m, K, d = P.shape
     n = m * K
     idx = np.arange(K)
+    Wm = W.Wm
+    Wm[:, idx, idx] = 0.0
     with np.errstate(all="ignore"):
-        Wlo = Wlo.copy()
-        Whi = Whi.copy()
-        Wlo[:, idx, idx] = 0.0
-        Whi[:, idx, idx] = 0.0
-        Wm = 0.5 * (Wlo + Whi)
-        Wr = up(np.maximum(up(Whi - Wm), up(Wm - Wlo)))
         deg = Wm.sum(axis=2)
         T = deg[:, :, None] * P - np.matmul(Wm, P)
         G = P.reshape(n, d).T @ T.reshape(n, d)
@@ -542,11 +591,19 @@ def laplacian_gram(ctx: FloatCtx, Wlo: F, Whi: F) -> FloatSym:
         uP = ctx.uP
         c1 = float(up(gK + gN * (1.0 + gK) * (1.0 + 4 * U) + (2.0 * uP + uP * uP) * (1.0 + 4 * U)))
         c2 = float(up((1.0 + uP) ** 2 * (1.0 + 4 * U)))
-        Rdeg = up(up(deg * gamma(K + 1)) + up(Wr.sum(axis=2) * _grow(K + 2)))
+        a, c, tau = W.a, W.c, W.tau
+        g = _grow(2 * K + 8)
+
+        def Wr_mv(v: F) -> F:  # an upper bound of W_r v for v >= 0 (m, K)
+            Wv = np.matmul(Wm, v[:, :, None])[:, :, 0]
+            Wav = np.matmul(Wm, (a * v)[:, :, None])[:, :, 0]
+            return np.asarray((a * Wv + Wav + c * Wv + tau * v.sum(axis=1, keepdims=True)) * g)
+
+        Rdeg = (deg * gamma(K + 1) + Wr_mv(np.ones((m, K)))) * g
         aP = ctx.absP
         v = aP.sum(axis=2)  # |P| 1_d, (m, K)
         Lv = deg * v + np.matmul(Wm, v[:, :, None])[:, :, 0]
-        Rv = Rdeg * v + np.matmul(Wr, v[:, :, None])[:, :, 0]
+        Rv = Rdeg * v + Wr_mv(v)
         aPf = aP.reshape(n, d)
         s1 = aPf.T @ Lv.reshape(n)
         s2 = aPf.T @ Rv.reshape(n)
@@ -557,23 +614,62 @@ def laplacian_gram(ctx: FloatCtx, Wlo: F, Whi: F) -> FloatSym:
         delta = float(up(2.0 * up(up(half + uf) + sym)))
         M = 2.0 * Gs
     out = FloatSym(np.asarray(M), delta)
-    if _recheck_on() and out.ok() and not arb_recheck_gram(ctx, Wlo, Whi, out):
+    if _recheck_on() and out.ok() and not arb_recheck_gram(ctx, W, out):
         raise AssertionError(f"float-tier Gram enclosure not confirmed by Arb (delta={delta!r})")
     return out
 
 
-def pair_cov_enclosure(ctx: FloatCtx, pol: PolicyIv) -> FloatSym:
-    r""":math:`\Sigma_{q_\pi} = \sum_x \rho(x)\sum_{y\ne y'}\pi(y|x)\pi(y'|x) z z^\top` (on-policy pairs)."""
-    lo, hi = _outer_pos(pol.p_lo, pol.p_hi)
-    rho = np.asarray(ctx.inst.rho, dtype=np.float64)[:, None, None]
-    Wlo, Whi = _scale_pos(lo, hi, rho, rho)
-    return laplacian_gram(ctx, Wlo, Whi)
+def _policy_model(pol: PolicyIv) -> tuple[F, F] | None:
+    """(p_m, a) with p in p_m (1 +- r), a = r + r^2/2 covering p_y p_y' = p_m p_m' (1 +- (a_y + a_y')); None
+    when a probability's interval reaches 0 (underflow: escalate)."""
+    pm = _mid(pol.p_lo, pol.p_hi)
+    if not np.all(pm > 0) or not np.all(pol.p_lo > 0):
+        return None
+    r = _rel_radius(pm, pol.p_lo, pol.p_hi)
+    if not np.all(r < 1e-3):
+        return None
+    return pm, np.asarray(up(r + up(0.5 * r * r)))
 
 
-def sigma_prime_weights(ctx: FloatCtx, t: F) -> tuple[F, F]:
-    r""":math:`\sigma'(\beta(s_y - s_{y'}))` for every pair as float intervals (m, K, K):
-    :math:`e_y e_{y'}/(e_y + e_{y'})^2` with :math:`e_y = e^{\beta s_y - M}` from Arb (O(m K) balls),
-    the quotient in float with outward rounding, capped at 1/4."""
+def pair_cov_enclosure(ctx: FloatCtx, pol: PolicyIv) -> FloatSym | None:
+    r""":math:`\Sigma_{q_\pi} = \sum_x \rho(x)\sum_{y\ne y'}\pi(y|x)\pi(y'|x) z z^\top` (on-policy pairs);
+    None when a probability underflows (then the caller escalates)."""
+    pa = _policy_model(pol)
+    if pa is None:
+        return None
+    pm, a = pa
+    rho = np.asarray(ctx.inst.rho, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        Wm = (pm[:, :, None] * pm[:, None, :]) * rho[:, None, None]  # symmetric: commutative products
+        c = float(up(2.0 * gamma(3)))  # the two roundings (relative), with the slack of a_y a_y'
+        a = np.asarray(up(a * 1.01))
+        tau = float(up(8.0 * ETA * max(1.0, float(rho.max(initial=0.0)))))
+    W = WeightModel(np.asarray(Wm), a, c, tau)
+    if not W.ok():
+        return None
+    res = laplacian_gram(ctx, W)
+    if _recheck_on():
+        _recheck_end_to_end(ctx, pol, None, res)
+    return res
+
+
+@dataclass
+class SigmaPrime:
+    """sigma'(beta <t, z>) for every pair: float w (m, K, K), symmetric, and per-index relative radii rho_e
+    (m, K) with |w_exact - w| <= 3.1 (rho_e_y + rho_e_y') w_exact + gamma_5 w + 2 eta (see
+    :func:`sigma_prime_weights`); ``t`` the parameter."""
+
+    w: F
+    rho_e: F
+    t: F
+
+
+def sigma_prime_weights(ctx: FloatCtx, t: F) -> SigmaPrime | None:
+    r""":math:`\sigma'(\beta(s_y - s_{y'})) = r/(1+r)^2`, :math:`r = e_{min}/e_{max}`, with
+    :math:`e_y = e^{\beta s_y - M}` from Arb (O(m K) balls, as float midpoints e_m and relative radii
+    rho_y). For e in e_m (1 +- rho), s = rho_y + rho_y' <= 0.01: :math:`|w(e) - w(e_m)| \le 3.1 s\, w(e_m)`
+    (expand :math:`(1+\rho)(1+\rho')/(1-\max)^2`); the float evaluation of w(e_m) (4 roundings) adds
+    :math:`\gamma_5 w + 2\eta`. None when some e underflows (escalate)."""
     inst = ctx.inst
     m, K = inst.m, inst.K
     b = float(inst.beta)
@@ -590,33 +686,49 @@ def sigma_prime_weights(ctx: FloatCtx, t: F) -> tuple[F, F]:
         for y in range(K):
             balls.append((interval_to_ball(u_lo[x, y], u_hi[x, y]) - Mx).exp())
     e_lo, e_hi = ball_to_interval(balls)
-    e_lo, e_hi = np.maximum(e_lo.reshape(m, K), 0.0), e_hi.reshape(m, K)
+    e_lo, e_hi = e_lo.reshape(m, K), e_hi.reshape(m, K)
+    if not np.all(e_lo > 2.0**-1000):
+        return None
+    em = _mid(e_lo, e_hi)
+    rho_e = _rel_radius(em, e_lo, e_hi)
+    if not np.all(rho_e < 1e-3):
+        return None
     with np.errstate(all="ignore"):
-        num_lo = np.maximum(dn(e_lo[:, :, None] * e_lo[:, None, :]), 0.0)
-        num_hi = up(e_hi[:, :, None] * e_hi[:, None, :])
-        den_hi = up(e_hi[:, :, None] + e_hi[:, None, :])
-        den_hi = up(den_hi * den_hi)
-        den_lo = np.maximum(dn(e_lo[:, :, None] + e_lo[:, None, :]), 0.0)
-        den_lo = np.maximum(dn(den_lo * den_lo), 0.0)
-        w_lo = np.maximum(dn(num_lo / den_hi), 0.0)
-        w_hi = np.minimum(up(num_hi / den_lo), 0.25)
-    w_lo = np.where(np.isfinite(w_lo), w_lo, 0.0)
-    w_hi = np.where(np.isnan(w_hi), 0.25, w_hi)
-    return w_lo, w_hi
+        A = em[:, :, None]
+        B = em[:, None, :]
+        r = np.minimum(A, B) / np.maximum(A, B)
+        w = r / ((1.0 + r) * (1.0 + r))
+    return SigmaPrime(np.asarray(w), rho_e, np.asarray(t, dtype=np.float64))
 
 
-def fisher_enclosure(ctx: FloatCtx, pol: PolicyIv, weights: tuple[F, F]) -> FloatSym:
+def fisher_enclosure(ctx: FloatCtx, pol: PolicyIv, sp: SigmaPrime | None) -> FloatSym | None:
     r""":math:`I_{q_\pi}(t) = \beta^2\sum_x\rho(x)\sum_{y\ne y'}\pi\pi\,\sigma'(\beta\langle t, z\rangle) z z^\top`
-    (E10) with the sigma' intervals of :func:`sigma_prime_weights` at t."""
+    (E10) with the sigma' weights of :func:`sigma_prime_weights` at t; None (escalate) when a weight or
+    probability underflows."""
+    if sp is None:
+        return None
+    pa = _policy_model(pol)
+    if pa is None:
+        return None
+    pm, ap = pa
     b = float(ctx.inst.beta)
+    rho = np.asarray(ctx.inst.rho, dtype=np.float64)
     with np.errstate(all="ignore"):
-        b2lo, b2hi = float(dn(b * b)), float(up(b * b))
-    rho = np.asarray(ctx.inst.rho, dtype=np.float64)[:, None, None]
-    lo, hi = _outer_pos(pol.p_lo, pol.p_hi)
-    lo, hi = _scale_pos(lo, hi, rho, rho)
-    lo, hi = _scale_pos(lo, hi, weights[0], weights[1])
-    lo, hi = _scale_pos(lo, hi, b2lo, b2hi)
-    return laplacian_gram(ctx, lo, hi)
+        sc = rho * (b * b)  # (m,), two roundings
+        Wm = ((pm[:, :, None] * pm[:, None, :]) * sp.w) * sc[:, None, None]  # symmetric by construction
+        ew = np.asarray(up(3.1 * sp.rho_e))
+        # exact W = W_m (1 +- (ap_y + ap_y'))(1 +- (ew_y + ew_y'))(1 +- rounding): the cross term is < 1% of the
+        # sum (each radius < 0.01), and w's own rounding (gamma_5, relative to the float w) joins c
+        a = np.asarray(up(up(ap + ew) * 1.02))
+        c = float(up(gamma(12) * 1.02))
+        tau = float(up(16.0 * ETA * max(1.0, float(sc.max(initial=0.0)))))
+    W = WeightModel(np.asarray(Wm), a, c, tau)
+    if not W.ok():
+        return None
+    res = laplacian_gram(ctx, W)
+    if _recheck_on():
+        _recheck_end_to_end(ctx, pol, sp, res)
+    return res
 
 
 def log_ratio_max(star: PolicyIv, pol: PolicyIv) -> arb:

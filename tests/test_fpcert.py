@@ -80,11 +80,14 @@ def test_a_wrong_rounding_bound_is_caught_by_the_arb_recheck(monkeypatch: pytest
     W = rng.random((big.m, big.K, big.K))
     W = W + np.swapaxes(W, 1, 2)
     ctx3 = fc.FloatCtx(big)
-    fc.laplacian_gram(ctx3, W, W)  # the true bound: confirmed by Arb
+    def model() -> Any:  # exact point weights: no radius but the rounding (a = 0, c = 0, tau = 0)
+        return fc.WeightModel(W.copy(), np.zeros((big.m, big.K)), 0.0, 0.0)
+
+    fc.laplacian_gram(ctx3, model())  # the true bound: confirmed by Arb
     # a unit roundoff claimed 2^20 times too small (gamma_n with it): refused by the Arb re-check
     monkeypatch.setattr(fc, "U", 2.0**-73)
     with pytest.raises(AssertionError, match="not confirmed by Arb"):
-        fc.laplacian_gram(fc.FloatCtx(big), W, W)
+        fc.laplacian_gram(fc.FloatCtx(big), model())
 
 
 def test_a_wrong_matrix_is_caught_by_the_arb_recheck(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -92,15 +95,16 @@ def test_a_wrong_matrix_is_caught_by_the_arb_recheck(monkeypatch: pytest.MonkeyP
     ctx = fc.FloatCtx(inst)
     p = fc.policy_intervals(ctx, np.zeros(inst.d))
     rho = np.asarray(inst.rho)[:, None, None]
-    Wlo, Whi = fc._scale_pos(*fc._outer_pos(p.p_lo, p.p_hi), rho, rho)
+    pm = 0.5 * (p.p_lo + p.p_hi)
+    W = fc.WeightModel(pm[:, :, None] * pm[:, None, :] * rho, np.full((inst.m, inst.K), 1e-15), 1e-15, 0.0)
     monkeypatch.setenv(fc.RECHECK_ENV, "0")
-    S = fc.laplacian_gram(ctx, Wlo, Whi)
-    assert fc.arb_recheck_gram(ctx, Wlo, Whi, S)
+    S = fc.laplacian_gram(ctx, W)
+    assert fc.arb_recheck_gram(ctx, W, S)
     # the factor 2 of E17 forgotten, or an entry off by 1e-9 relative: Arb does not confirm
-    assert not fc.arb_recheck_gram(ctx, Wlo, Whi, fc.FloatSym(S.M / 2, S.delta))
+    assert not fc.arb_recheck_gram(ctx, W, fc.FloatSym(S.M / 2, S.delta))
     bad = S.M.copy()
     bad[0, 0] *= 1 + 1e-9
-    assert not fc.arb_recheck_gram(ctx, Wlo, Whi, fc.FloatSym(bad, S.delta))
+    assert not fc.arb_recheck_gram(ctx, W, fc.FloatSym(bad, S.delta))
     # a PD claim for a matrix that is not PD within delta is refused by the recheck and by the test itself
     N = np.diag([1.0, 1e-14])
     assert not fc.arb_recheck_pd(fc.FloatSym(N, 1e-13))
@@ -200,3 +204,24 @@ def test_quantity_enclosures_float_tier_and_arb_seed() -> None:
     assert enclose("C_Sigma", inst, th, 40, tier="float").overlaps(ea.enclosure("C_Sigma"))
     with pytest.raises(Exception, match="tier must be arb or float"):
         QuantityEvaluator(inst, th, 40, tier="fast")
+
+
+def test_cli_tier_flag_selects_the_tier(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from checks.cli import main
+
+    for tier, want in (("auto", "certified-float"), ("arb", "certified-arb")):
+        out = tmp_path / f"{tier}.json"
+        rc = main(["audit", "--claims", "I2", "--instances", "2", "--dps", "30", "--workers", "1",
+                   "--tier", tier, "--json", str(out)])
+        assert rc == 0
+        v = json.loads(out.read_text())
+        v = v[0] if isinstance(v, list) else v["verdicts"][0] if "verdicts" in v else v
+        assert v["status"] == "certified" and want in v["details"]["tier_points"], v["details"].get("tier_points")
+    try:
+        rc = main(["audit", "--claims", "I2", "--tier", "fast"])
+    except SystemExit as e:
+        rc = e.code
+    assert rc == 2
+    assert "--tier" in capsys.readouterr().err

@@ -358,8 +358,8 @@ class _FloatTier:
         self.on = _tier_opt(opts) == "auto" and fpcert.tier_available()
         self._ctx: fpcert.FloatCtx | None = None
         self._pol: dict[bytes, fpcert.PolicyIv] = {}
-        self._w: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
-        self._star: dict[str, fpcert.FloatSym] = {}
+        self._w: dict[bytes, fpcert.SigmaPrime | None] = {}
+        self._star: dict[str, fpcert.FloatSym | None] = {}
 
     @property
     def ctx(self) -> fpcert.FloatCtx:
@@ -373,7 +373,7 @@ class _FloatTier:
             self._pol[key] = fpcert.policy_intervals(self.ctx, np.asarray(th, dtype=np.float64))
         return self._pol[key]
 
-    def weights(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def weights(self, at: np.ndarray) -> fpcert.SigmaPrime | None:
         key = np.asarray(at, dtype=np.float64).tobytes()
         if key not in self._w:
             self._w[key] = fpcert.sigma_prime_weights(self.ctx, np.asarray(at, dtype=np.float64))
@@ -383,7 +383,9 @@ class _FloatTier:
         """Enclosure of log C_inf(pi*; pi_theta) from the float-interval policies."""
         return fpcert.log_ratio_max(self.policy(self.inst.theta_star), self.policy(th))
 
-    def pencil(self, name: str, th: np.ndarray, at: np.ndarray | None) -> tuple[fpcert.FloatSym, fpcert.FloatSym]:
+    def pencil(
+        self, name: str, th: np.ndarray, at: np.ndarray | None
+    ) -> tuple[fpcert.FloatSym | None, fpcert.FloatSym | None]:
         ps, p = self.policy(self.inst.theta_star), self.policy(th)
         if name == "C_Sigma":
             if "Sigma" not in self._star:
@@ -402,6 +404,8 @@ class _FloatTier:
             return None
         target = float_down(lo_b)
         A, B = self.pencil(name, th, at)
+        if A is None or B is None:  # a probability or weight underflows in float64
+            return None
         br, _why = fpcert.gen_eig_bracket(A, B, target)
         if br is None or not arb(br.hi) <= lo_b:
             return None
