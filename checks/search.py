@@ -409,6 +409,7 @@ def _custom_target(spec: Mapping[str, Any]) -> Target:
 
     if spec.get("type") != "inequality":
         raise InvalidInput(f"search: {spec['id']} is a proof chain; search takes inequality claims (lhs <= rhs)")
+    spec = {k: v for k, v in spec.items() if k != "scope"}  # the witness is certified at its point
     from .quantities import QUANTITIES
 
     symbols = set(QUANTITIES) | set(spec["params"])
