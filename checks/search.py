@@ -845,7 +845,6 @@ def search(
     >>> r.constant is not None and r.constant > 0.99
     True
     """
-    from .constants import read
     from .registry import all_claims
 
     if not (isinstance(budget, (int, float)) and not isinstance(budget, bool) and math.isfinite(budget)
@@ -874,12 +873,17 @@ def search(
         )
     target = target_for(claim, spec)
     if constants:
-        assert claim_obj is not None or not constants
         from .claimsfile import spec_constants
+        from .constants import to_text
 
         if claim_obj is None:
             raise InvalidInput(f"constants: {claim} is a claims-file inequality (state its rhs instead)")
-        consts.update(spec_constants({k: read(v, f"constants.{claim}.{k}").text for k, v in constants.items()}, claim_obj))
+        for k in constants:
+            if k not in claim_obj.constants:
+                have = ", ".join(claim_obj.constants) or "none"
+                raise InvalidInput(f"constants.{claim}.{k}: {claim} has no constant {k!r} (constants: {have})")
+        texts = {k: to_text(v, f"constants.{claim}.{k}") for k, v in constants.items()}
+        consts.update(spec_constants(texts, claim_obj))
     if out is not None:
         from proofs_numeric import safeio
 

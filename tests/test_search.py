@@ -240,3 +240,13 @@ def test_audit_search_120_one_percent_beyond_the_suprema(tmp_path) -> None:
     true = tmp_path / "true.toml"
     true.write_text(_BEYOND.format(i1="1/4", i2="2", one="1") + '\n[constants.D1]\nvalue = "d_Z"\n')
     assert main(["audit", "--claims-file", str(true), "--search", "120", "--workers", "1"]) == 0
+
+
+def test_a_stated_constant_in_the_instance_symbols() -> None:
+    """I6 with factor 1/(2 d): the search maximises ratio / stated and beats it (tr >= C_I > d C_I / (2 d))."""
+    r = S.search("I6", max_evals=1500, seed=0, constants={"factor": "1/(2*d)"})
+    assert r.beaten and r.counterexample is not None
+    with pytest.raises(InvalidInput, match="I6 has no constant 'exponent'"):
+        S.search("I6", max_evals=10, constants={"exponent": "2"})
+    with pytest.raises(InvalidInput, match="constants.I6.factor"):
+        S.search("I6", max_evals=10, constants={"factor": "__import__('os')"})
