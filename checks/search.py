@@ -225,7 +225,9 @@ def _i3_ratio(inst: Instance, e: np.ndarray) -> tuple[float, dict[str, Any]]:
     d = inst.d
     th, thp = e[:d], e[d : 2 * d]
     dist = float(np.linalg.norm(thp - th))
-    if not dist > 1e-9:
+    # log pi carries a float64 error of about 1e-16 |scores|: a step shorter than that scale is noise
+    scale = max(1.0, float(np.abs(inst.phi).max()) * max(float(np.abs(th).max()), float(np.abs(thp).max())))
+    if not dist > 1e-6 * scale:
         return math.nan, {}
     dl = np.abs(fast.log_policy(inst, thp) - fast.log_policy(inst, th)).max(axis=1)
     Dx = inst.D_x
