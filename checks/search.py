@@ -929,6 +929,7 @@ def search(
         if r.status == "refuted":
             res.beaten = True
             res.counterexample = r.counterexample or {"instance": inst.to_dict(), "parameters": params}
+    res.elapsed_s = s.elapsed()  # optimisation, certification and the stated constant's check
     res.message = _message(res)
     if out is not None:
         res.files = write_outputs(res, target, consts, Path(out))
