@@ -225,7 +225,9 @@ def _i3_ratio(inst: Instance, e: np.ndarray) -> tuple[float, dict[str, Any]]:
     d = inst.d
     th, thp = e[:d], e[d : 2 * d]
     dist = float(np.linalg.norm(thp - th))
-    if not dist > 1e-9:
+    # log pi carries a float64 error of about 1e-16 |scores|: a step shorter than that scale is noise
+    scale = max(1.0, float(np.abs(inst.phi).max()) * max(float(np.abs(th).max()), float(np.abs(thp).max())))
+    if not dist > 1e-6 * scale:
         return math.nan, {}
     dl = np.abs(fast.log_policy(inst, thp) - fast.log_policy(inst, th)).max(axis=1)
     Dx = inst.D_x
@@ -409,6 +411,7 @@ def _custom_target(spec: Mapping[str, Any]) -> Target:
 
     if spec.get("type") != "inequality":
         raise InvalidInput(f"search: {spec['id']} is a proof chain; search takes inequality claims (lhs <= rhs)")
+    spec = {k: v for k, v in spec.items() if k != "scope"}  # the witness is certified at its point
     from .quantities import QUANTITIES
 
     symbols = set(QUANTITIES) | set(spec["params"])
@@ -844,7 +847,6 @@ def search(
     >>> r.constant is not None and r.constant > 0.99
     True
     """
-    from .constants import read
     from .registry import all_claims
 
     if not (isinstance(budget, (int, float)) and not isinstance(budget, bool) and math.isfinite(budget)
@@ -873,12 +875,17 @@ def search(
         )
     target = target_for(claim, spec)
     if constants:
-        assert claim_obj is not None or not constants
         from .claimsfile import spec_constants
+        from .constants import to_text
 
         if claim_obj is None:
             raise InvalidInput(f"constants: {claim} is a claims-file inequality (state its rhs instead)")
-        consts.update(spec_constants({k: read(v, f"constants.{claim}.{k}").text for k, v in constants.items()}, claim_obj))
+        for k in constants:
+            if k not in claim_obj.constants:
+                have = ", ".join(claim_obj.constants) or "none"
+                raise InvalidInput(f"constants.{claim}.{k}: {claim} has no constant {k!r} (constants: {have})")
+        texts = {k: to_text(v, f"constants.{claim}.{k}") for k, v in constants.items()}
+        consts.update(spec_constants(texts, claim_obj))
     if out is not None:
         from proofs_numeric import safeio
 
@@ -922,6 +929,7 @@ def search(
         if r.status == "refuted":
             res.beaten = True
             res.counterexample = r.counterexample or {"instance": inst.to_dict(), "parameters": params}
+    res.elapsed_s = s.elapsed()  # optimisation, certification and the stated constant's check
     res.message = _message(res)
     if out is not None:
         res.files = write_outputs(res, target, consts, Path(out))

@@ -190,3 +190,63 @@ def test_audit_search_refutes_false_constants_and_keeps_true_ones(tmp_path, caps
     assert verdicts["I2"]["status"] == "certified" and 1.99 < verdicts["I2"]["tightest_constant"] <= 2
     assert verdicts["D4"]["details"]["search"]["witness"] is not None
     assert main(["audit", "--claims-file", str(true), "--search", "-1"]) == 2
+
+
+_BEYOND = """
+[constants.I1]
+upper = "{i1}"
+
+[constants.I2]
+exponent = "{i2}"
+
+[constants.I3]
+lipschitz = "{one}"
+
+[constants.I6]
+factor = "{one}"
+
+[constants.D4]
+c = "{one}"
+
+[[inequality]]
+id = "X_CI"
+lhs = "C_I"
+rhs = "{one}*C_inf**2"
+policy = "ref"
+
+[[inequality]]
+id = "X_tr"
+lhs = "tr_ratio"
+rhs = "{one}*d*C_I"
+policy = "ref"
+"""
+
+
+@pytest.mark.slow
+def test_audit_search_120_one_percent_beyond_the_suprema(tmp_path) -> None:
+    """The done-when of issue 16: constants 1% beyond their known suprema (and D4 c = 1/2, D1 d_Z - 1/2)
+    exit 1 with audit --search 120; the true constants exit 0 with the same budget."""
+    from checks.cli import main
+
+    false = tmp_path / "false.toml"
+    false.write_text(_BEYOND.format(i1="0.2475", i2="1.98", one="0.99"))
+    assert main(["audit", "--claims-file", str(false), "--search", "120", "--workers", "1",
+                 "--json", str(tmp_path / "f.json")]) == 1
+    verdicts = json.loads((tmp_path / "f.json").read_text())
+    assert {v["claim"] for v in verdicts if v["status"] == "refuted"} == {"I1", "I2", "I3", "I6", "D4", "X_CI", "X_tr"}
+    false2 = tmp_path / "false2.toml"
+    false2.write_text('[constants.D4]\nc = "1/2"\n\n[constants.D1]\nvalue = "d_Z - 1/2"\n')
+    assert main(["audit", "--claims-file", str(false2), "--search", "120", "--workers", "1"]) == 1
+    true = tmp_path / "true.toml"
+    true.write_text(_BEYOND.format(i1="1/4", i2="2", one="1") + '\n[constants.D1]\nvalue = "d_Z"\n')
+    assert main(["audit", "--claims-file", str(true), "--search", "120", "--workers", "1"]) == 0
+
+
+def test_a_stated_constant_in_the_instance_symbols() -> None:
+    """I6 with factor 1/(2 d): the search maximises ratio / stated and beats it (tr >= C_I > d C_I / (2 d))."""
+    r = S.search("I6", max_evals=1500, seed=0, constants={"factor": "1/(2*d)"})
+    assert r.beaten and r.counterexample is not None
+    with pytest.raises(InvalidInput, match="I6 has no constant 'exponent'"):
+        S.search("I6", max_evals=10, constants={"exponent": "2"})
+    with pytest.raises(InvalidInput, match="constants.I6.factor"):
+        S.search("I6", max_evals=10, constants={"factor": "__import__('os')"})

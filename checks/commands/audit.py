@@ -763,6 +763,7 @@ def describe_plan(plan: AuditPlan) -> str:
         f"plan: {len(plan.claims)} claim(s), {total} claim-instance check(s) on {where}; "
         f"dps={plan.opts['dps']} seed={plan.opts['seed']} source={plan.source['kind']}"
         + (f" out={plan.out}" if plan.out is not None else "")
+        + (f" search={plan.search:g}s per inequality claim" if plan.search is not None else "")
     ]
     for pc in plan.claims:
         extra = f" constants {pc.constants}" if pc.constants else ""

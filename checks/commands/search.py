@@ -14,6 +14,7 @@ counterexample), 2 bad input.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from contextlib import ExitStack
 from typing import Any
@@ -54,8 +55,9 @@ def run(args: argparse.Namespace) -> int:
     safeio.check_output_dir(out, "out")
     quiet = args.json == "-"
     tty = sys.stderr.isatty() and not quiet
-    bar = Progress(1000, enabled=tty, description=f"search {claim}")
     budget = float(args.budget)
+    total = max(1, math.ceil(budget))  # the bar counts seconds of the budget
+    bar = Progress(total, enabled=tty, description=f"search {claim} (seconds)")
     state: dict[str, Any] = {"done": 0, "shown": None}
 
     def improved(t: float, r: float) -> None:
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"search {claim}: {t:9.2f}s  best ratio {r:.12g} (float64 surrogate)", file=sys.stderr)
 
     def tick(t: float, r: float) -> None:
-        done = min(1000, int(1000 * t / budget))
+        done = min(total, int(t))
         if done > state["done"]:
             bar.advance(done - state["done"], description=f"search {claim}: best {r:.9g}")
             state["done"] = done
