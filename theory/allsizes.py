@@ -395,10 +395,14 @@ class AllSizesProof:
     def __bool__(self) -> bool:
         return self.holds
 
-    def text(self) -> str:
+    def text(self, width: int = 400) -> str:
+        """Readable text; expressions longer than ``width`` characters are cut (``to_json`` has them whole)."""
         lines = [f"{self.claim}: {self.title} (all sizes: K, d symbolic)"]
         for label, expr in self.steps:
-            lines.append(f"  {label}: {sp.sstr(expr)}")
+            s = sp.sstr(expr)
+            if width and len(s) > width:
+                s = s[:width] + f" ... ({len(s)} characters; --json for the whole expression)"
+            lines.append(f"  {label}: {s}")
         for lemma in self.lemmas:
             lines.append(f"  lemma: {lemma}")
         lines.append(f"  proof: {self.status} for {self.scope} ({self.method})")
@@ -441,7 +445,7 @@ def _prove_case(st: Statement, case: Case) -> tuple[ZeroProof, list[tuple[str, s
     steps: list[tuple[str, sp.Basic]] = []
     lemmas: list[str] = []
     der, clo = _prep(case.derived), _prep(case.closed)
-    steps.append((f"derived{tag}: differentiated under the finite sums", case.derived))
+    steps.append((f"derived{tag} (from the definition, differentiated under the finite sums)", case.derived))
     steps.append((f"derived{tag}, normal form (linearity, delta contraction, products of sums)", normal_form(der, RANGES)))
     steps.append((f"closed form{tag}", case.closed))
     zp = prove_zero(der - clo, RANGES)
