@@ -16,7 +16,7 @@ from proofs_numeric.instance import Instance
 
 from .verdict import Verdict
 
-__all__ = ["audit"]
+__all__ = ["audit", "derive_all_sizes"]
 
 
 def audit(
@@ -101,3 +101,24 @@ def _recount(plan: Any) -> None:
     opts = options_from_dict(plan.opts)
     for pc in plan.claims:
         pc.count = count_instances(plan.source, pc.claim, opts)
+
+
+def derive_all_sizes(claim: str) -> Any:
+    """The size-free proof of identity ``claim`` (E1-E12, E15, E17) with K and d symbolic.
+
+    Returns a :class:`theory.allsizes.AllSizesProof`: ``holds``, ``status`` ("proved", "refuted",
+    "not proved"), ``scope`` ("all K, d" when proved), ``method``, ``steps`` (label, SymPy expression),
+    ``lemmas``, ``counterexample``; ``.text()``, ``.latex()``, ``.to_json()`` as ``prefcheck derive CLAIM
+    --all-sizes [--latex] [--json -]`` prints them. Raises InvalidInput for an unknown claim id.
+
+    >>> derive_all_sizes("E12").scope
+    'all K, d'
+    """
+    from proofs_numeric.errors import InvalidInput
+    from theory import allsizes
+
+    if not isinstance(claim, str) or claim not in allsizes.STATEMENTS:
+        raise InvalidInput(
+            f"claim must be one with an all-sizes proof ({', '.join(allsizes.STATEMENTS)}), got claim={claim!r}"
+        )
+    return allsizes.prove_all_sizes(claim)

@@ -6,7 +6,7 @@
 'certified'
 """
 
-from checks.api import audit
+from checks.api import audit, derive_all_sizes
 from checks.constants import constant
 from checks.registry import Claim, InstanceResult, RunOptions, all_claims, get, select
 from checks.runner import run_claim, run_claims
@@ -41,6 +41,7 @@ __all__ = [
     "all_claims",
     "audit",
     "constant",
+    "derive_all_sizes",
     "generate",
     "get",
     "preset",
