@@ -5,7 +5,7 @@ computes, a setup (built once, not timed) and its paths by name; ``float64`` is 
 every other path is reported as a ratio to it, measured in the same run. Add a workload by
 appending to :data:`WORKLOADS` (coverage workloads ``W1``, ``K256-d64`` ... go in the same list).
 
-Design workloads (THEORY.md D1-D3): the preferential D/G-optimal design of a ``generic`` instance
+Design workloads (docs/theory.md D1-D3): the preferential D/G-optimal design of a ``generic`` instance
 at theta = theta*/2, |Z| = m K (K-1)/2 unordered pairs:
 
 - ``float64``: :func:`proofs_numeric.design.design_weights` (Frank-Wolfe with away steps, support

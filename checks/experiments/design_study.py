@@ -1,4 +1,4 @@
-r"""Coverage independence of the two-round hybrid sampler (THEORY.md S5 vs S3/S4), a table and a plot.
+r"""Coverage independence of the two-round hybrid sampler (docs/theory.md S5 vs S3/S4), a table and a plot.
 
 Across the ``poor_coverage`` family with growing :math:`\|\theta^*\|` (hence growing
 :math:`\|\theta^*\| D` and :math:`C_\infty(\pi^*;\pi_{ref})`), at the same total budget N of labelled
