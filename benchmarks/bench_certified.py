@@ -19,7 +19,7 @@ instances with m = 8), sampling policy pi_ref (theta = 0), 50 digits for Arb:
   of :mod:`checks.claims.coverage`: Loewner certificates by Rump's PD test; escalation to Arb counted),
   ``certified-arb`` (Arb matrices and :func:`proofs_numeric.certify.gen_eig_max` brackets).
 
-Design workloads (THEORY.md D1-D3): the preferential D/G-optimal design of a ``generic`` instance
+Design workloads (docs/theory.md D1-D3): the preferential D/G-optimal design of a ``generic`` instance
 at theta = theta*/2, |Z| = m K (K-1)/2 unordered pairs:
 
 - ``float64``: :func:`proofs_numeric.design.design_weights` (Frank-Wolfe with away steps, support

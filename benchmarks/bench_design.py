@@ -1,4 +1,4 @@
-"""Benchmark of the preferential design solver (THEORY.md D1-D4), printed as ratios.
+"""Benchmark of the preferential design solver (docs/theory.md D1-D4), printed as ratios.
 
 1. |Z| = 2000-ish unordered pairs, d = 8 (m = 4 contexts x K = 32 responses = 1984 pairs; and
    m = 20 x K = 15 = 2100): the float64 path (Frank-Wolfe with away steps, support reduction and

@@ -1,4 +1,4 @@
-"""Benchmark of reward distillation (THEORY.md section 7), printed as ratios to the float64 path.
+"""Benchmark of reward distillation (docs/theory.md section 7), printed as ratios to the float64 path.
 
 1. E15 on the fixed sampler q_{pi_ref}: gradient + Hessian by the float64 fast path
    (:func:`proofs_numeric.distill.rd_grad_fast`, ``rd_hess_fast``), the hand-written mpmath path at 50

@@ -143,7 +143,7 @@ def svg(tex: str, fontsize: float = 13.0) -> str | None:
     if path is not None and path.is_file() and not path.is_symlink():
         try:
             cached = path.read_text(encoding="utf-8")
-            if cached.startswith("<svg") and cached.rstrip().endswith("</svg>"):
+            if safe_svg(cached):  # the cache is data: anything but a plain picture is rebuilt
                 return cached
         except (OSError, UnicodeDecodeError):
             pass
@@ -157,6 +157,20 @@ def svg(tex: str, fontsize: float = 13.0) -> str | None:
         except OSError:
             pass  # a cache that cannot be written is only slower
     return picture
+
+
+_UNSAFE = re.compile(
+    r"<\s*(script|foreignObject|iframe|object|embed|image|a)\b|\bon[a-z]+\s*=|javascript:|"
+    r"(?<![\w:])href\s*=|xlink:href\s*=\s*[\"'](?!#)|@import|url\(\s*[\"']?(?!#)",
+    re.I,
+)
+
+
+def safe_svg(text: str) -> bool:
+    """True for an ``<svg>`` element with nothing active in it: no script, event handler, foreign
+    content, or link that leaves the picture (matplotlib's own output: paths and ``#`` references)."""
+    t = text.strip()
+    return t.startswith("<svg") and t.endswith("</svg>") and len(t) < 2_000_000 and not _UNSAFE.search(t)
 
 
 def _render(tex: str, fontsize: float) -> str | None:
@@ -173,4 +187,5 @@ def _render(tex: str, fontsize: float) -> str | None:
         return None
     text = buf.getvalue()
     start = text.find("<svg")
-    return re.sub(r"<metadata>.*?</metadata>", "", text[start:], flags=re.S).strip() if start >= 0 else None
+    picture = re.sub(r"<metadata>.*?</metadata>", "", text[start:], flags=re.S).strip() if start >= 0 else ""
+    return picture if safe_svg(picture) else None

@@ -43,7 +43,7 @@ Example::
                                          # sphere (policy "ball" only; checks.region, box enclosures)
 
 Semantics of a custom inequality ``lhs <= rhs`` on one instance: both sides are
-enclosed in Arb balls (THEORY.md section 8: an enclosure, not a float compare);
+enclosed in Arb balls (docs/theory.md section 9: an enclosure, not a float compare);
 ``certified`` when the enclosure of rhs - lhs is certainly > 0, ``refuted`` when
 certainly < 0, ``inconclusive`` otherwise (equality cannot be certified). The
 mpmath value of every quantity is checked to lie in its enclosure within a tolerance

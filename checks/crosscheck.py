@@ -1,4 +1,4 @@
-r"""The identity cross-check engine (THEORY.md section 8, "identity").
+r"""The identity cross-check engine (docs/theory.md section 9, "identity").
 
 For one identity and one instance, at each parameter point:
 

@@ -1,7 +1,7 @@
 r"""Named quantities a user can put in a claims file (``prefcheck list --quantities``).
 
 Each quantity is a number attached to an instance and a *sampling policy*
-:math:`\pi = \pi_\theta` (THEORY.md section 2; :math:`\theta = 0` gives
+:math:`\pi = \pi_\theta` (docs/theory.md section 2; :math:`\theta = 0` gives
 :math:`\pi = \pi_{ref}`), with :math:`\pi^* = \pi_{\theta^*}`:
 
 - ``C_inf``: :math:`\max_{x,y} \pi^*(y|x) / \pi(y|x)` (density-ratio coverage, section 4)
@@ -72,7 +72,7 @@ _mpf_to_arb = to_arb
 
 @dataclass(frozen=True)
 class Quantity:
-    """One named quantity: its symbol, definition, THEORY.md reference, certified or not."""
+    """One named quantity: its symbol, definition, docs/theory.md reference, certified or not."""
 
     name: str
     definition: str
@@ -83,31 +83,31 @@ class Quantity:
 QUANTITIES: dict[str, Quantity] = {
     q.name: q
     for q in (
-        Quantity("C_inf", "max_{x,y} pi*(y|x) / pi(y|x)", "THEORY 4 (density ratio)"),
+        Quantity("C_inf", "max_{x,y} pi*(y|x) / pi(y|x)", "docs/theory.md §4 (density ratio)"),
         Quantity(
             "C_Sigma",
             "lambda_max(Sigma_{pi*}, Sigma_pi), Sigma_q = E_q[z z^T] under q = pi (x) pi",
-            "THEORY 4",
+            "docs/theory.md §4",
         ),
         Quantity(
-            "C_I", "lambda_max(I_{q*}(theta*), I_{q_pi}(theta*)), BT Fisher information (E10)", "THEORY 4"
+            "C_I", "lambda_max(I_{q*}(theta*), I_{q_pi}(theta*)), BT Fisher information (E10)", "docs/theory.md §4"
         ),
         Quantity(
             "C_dev",
             "lambda_max(E_x S_{pi*}(x), E_x S_pi(x)) (linear class; E14: equals C_Sigma)",
-            "THEORY 4, E14",
+            "docs/theory.md §4, E14",
         ),
-        Quantity("tr_ratio", "tr(I_{q_pi}(theta*)^{-1} I_{q*}(theta*))", "THEORY I6"),
-        Quantity("subopt", "E_x KL(pi(.|x) || pi*(.|x)) (J(pi*) - J(pi) = beta * subopt)", "THEORY E4"),
-        Quantity("D", "max_x max_{y,y'} ||phi(x,y) - phi(x,y')||_2", "THEORY 1"),
-        Quantity("norm_theta_star", "||theta*||_2", "THEORY 1"),
-        Quantity("dist", "||theta - theta*||_2 (theta: the sampling policy's parameter)", "THEORY I4"),
-        Quantity("r", "the claim's radius parameter r (default: dist)", "THEORY I4, N_gen"),
-        Quantity("N_gen_bound", "d exp(2 D r) / r^2 (I4 bound on N_gen(r))", "THEORY 5"),
-        Quantity("d", "feature dimension", "THEORY 1"),
-        Quantity("m", "number of contexts", "THEORY 1"),
-        Quantity("K", "responses per context", "THEORY 1"),
-        Quantity("beta", "KL weight beta", "THEORY 1"),
+        Quantity("tr_ratio", "tr(I_{q_pi}(theta*)^{-1} I_{q*}(theta*))", "docs/theory.md I6"),
+        Quantity("subopt", "E_x KL(pi(.|x) || pi*(.|x)) (J(pi*) - J(pi) = beta * subopt)", "docs/theory.md E4"),
+        Quantity("D", "max_x max_{y,y'} ||phi(x,y) - phi(x,y')||_2", "docs/theory.md §1"),
+        Quantity("norm_theta_star", "||theta*||_2", "docs/theory.md §1"),
+        Quantity("dist", "||theta - theta*||_2 (theta: the sampling policy's parameter)", "docs/theory.md I4"),
+        Quantity("r", "the claim's radius parameter r (default: dist)", "docs/theory.md I4, N_gen"),
+        Quantity("N_gen_bound", "d exp(2 D r) / r^2 (I4 bound on N_gen(r))", "docs/theory.md §5"),
+        Quantity("d", "feature dimension", "docs/theory.md §1"),
+        Quantity("m", "number of contexts", "docs/theory.md §1"),
+        Quantity("K", "responses per context", "docs/theory.md §1"),
+        Quantity("beta", "KL weight beta", "docs/theory.md §1"),
     )
 }
 

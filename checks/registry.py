@@ -62,18 +62,18 @@ AggregateFn = Callable[["Claim", list[InstanceResult], RunOptions], "Verdict"]
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim of THEORY.md as data.
+    """One claim of docs/theory.md as data.
 
     Attributes
     ----------
-    id : THEORY.md id (E5, I4, ...).
+    id : docs/theory.md id (E5, I4, ...).
     kind : identity | inequality | design | statistical | empirical.
     statement : the claim in words and formulas.
     relation : a zero-argument callable building the SymPy relation (built lazily).
     hypotheses : the assumptions the claim rests on.
     constants : the claim's constants as SymPy expressions (overridable per run).
     expect : ``holds`` or ``open`` (an open question: settled either way).
-    reference : THEORY.md id and paper section.
+    reference : docs/theory.md id and paper section.
     check : evaluates one instance (raises :class:`~proofs_numeric.errors.HypothesisFails` when
         the claim's hypothesis fails on it: the instance is then ``skipped``).
     symbols : the names a constant expression may use, valued per instance by the check.
@@ -117,7 +117,7 @@ def _sort_key(cid: str) -> tuple[int, int, str]:
 
 
 def all_claims() -> dict[str, Claim]:
-    """Every registered claim, by id, in THEORY.md order (collected from checks.claims)."""
+    """Every registered claim, by id, in docs/theory.md order (collected from checks.claims)."""
     global _cache
     if _cache is None:
         from . import claims as pkg

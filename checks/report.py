@@ -227,7 +227,14 @@ def _run_rows(run: dict[str, Any]) -> list[tuple[str, str]]:
         ("level (statistical)", str(run.get("level"))),
         ("replications", str(run.get("replications") or "each claim's default")),
         ("scope", str(run.get("scope"))),
-        ("constants stated", "; ".join(f"{k}: {v}" for k, v in (run.get("constants") or {}).items()) or "none (defaults)"),
+        (
+            "constants stated",
+            "; ".join(
+                f"{cid}: " + ", ".join(f"{name} = {val}" for name, val in consts.items())
+                for cid, consts in (run.get("constants") or {}).items()
+            )
+            or "none (the defaults)",
+        ),
         ("executor", str(run.get("executor"))),
         ("prefcheck", str(vers.get("prefcheck"))),
         ("libraries", ", ".join(f"{k} {v}" for k, v in vers.items() if k != "prefcheck")),

@@ -127,7 +127,7 @@ def run_context(plan: Any) -> dict[str, Any]:
             "kind": c.kind,
             "expect": c.expect,
             "hypotheses": list(c.hypotheses),
-            "reference": c.reference.replace("THEORY.md", THEORY_DOC),
+            "reference": c.reference,
             "theory": theory_link(cid) if pc.ref.get("custom") is None else None,
             "custom": pc.ref.get("custom") is not None,
             "constants": {

@@ -1001,7 +1001,7 @@ def write_outputs(res: SearchResult, target: Target, constants: Mapping[str, str
 
 
 def _plot(res: SearchResult, path: Path) -> str:
-    from .simfig import PlotDir, save_png
+    from .experiments.simfig import PlotDir, save_png
 
     pd = PlotDir(path.parent)
     fig, ax = pd.axes()

@@ -1,4 +1,4 @@
-r"""Statistical verdict helpers (THEORY.md section 8, "statistical").
+r"""Statistical verdict helpers (docs/theory.md section 9, "statistical").
 
 A statistical claim (S1, S2, S3, S5, S6) is decided by Monte Carlo over seeds and one
 exact or goodness-of-fit test per instance at a stated significance ``level``

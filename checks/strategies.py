@@ -10,7 +10,7 @@ Use them in your own tests::
 
 Strategies
 ----------
-- :func:`instances`: instances of the generator's families (THEORY.md section 1), drawn by seed and size
+- :func:`instances`: instances of the generator's families (docs/theory.md section 1), drawn by seed and size
   (``proofs_numeric.generate.generate``); shrinks towards small sizes and seed 0.
 - :func:`explicit_instances`: instances drawn entry by entry (small integer/dyadic features, reference
   policy, theta*, beta); shrinks towards simple numbers, so a counterexample comes back readable.

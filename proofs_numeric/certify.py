@@ -23,7 +23,7 @@ Precision is explicit: :func:`arb_prec` sets ``flint.ctx.prec`` in a
 runs inside it. Inputs are converted exactly: floats are exact binary rationals,
 ``mpmath.mpf`` goes through its exact ``man * 2^exp``, ints are exact.
 
-Reference: THEORY.md section 8 ("inequality: certified per instance with interval
+Reference: docs/theory.md section 9 ("inequality: certified per instance with interval
 arithmetic"), ANCHORS.md (python-flint 0.9).
 """
 

@@ -1,4 +1,4 @@
-r"""Coverage constants of THEORY.md section 4: float64, mpmath and certified (Arb ball) paths.
+r"""Coverage constants of docs/theory.md section 4: float64, mpmath and certified (Arb ball) paths.
 
 For a target pi* = pi_{theta*} and a sampling policy pi (here pi = pi_theta, on-policy pairs
 q_pi = pi (x) pi):
@@ -21,7 +21,7 @@ value for the instance's binary floats; brackets of generalized eigenvalues come
 E17 with arb_mat products: sum_{y,y'} W z z^T = 2 Phi_x^T (diag(W 1) - W) Phi_x, W with zero
 diagonal and Phi_x centred per context.
 
-Also the generalized coverage threshold of THEORY.md section 5,
+Also the generalized coverage threshold of docs/theory.md section 5,
 N_gen(r) = d sup_{||theta - theta*|| <= r} C_I(pi*; pi_theta; theta*) / r^2:
 :func:`n_gen_upper` (the I4 bound d e^{2 D r} / r^2, enclosed) and :func:`n_gen_lower`
 (a searched, certified lower bound of the supremum).
@@ -175,7 +175,7 @@ def c_inf_mp(lp_star: Sequence[Sequence[Any]], lp: Sequence[Sequence[Any]], dps:
 
 
 def trace_ratio_mp(A: Sequence[Sequence[Any]], B: Sequence[Sequence[Any]], dps: int) -> Any:
-    r"""tr(B^{-1} A) at ``dps`` digits (THEORY.md I6 with A = I_{q*}(\theta^*), B = I_{q_\pi}(\theta^*))."""
+    r"""tr(B^{-1} A) at ``dps`` digits (docs/theory.md I6 with A = I_{q*}(\theta^*), B = I_{q_\pi}(\theta^*))."""
     check_dps(dps)
     with mp.workdps(dps):
         X = mp.inverse(mp.matrix([[mpf(v) for v in row] for row in B])) * mp.matrix(
@@ -200,7 +200,7 @@ def dist_mp(a: Sequence[Any], b: Sequence[Any], dps: int) -> Any:
 
 
 def diameter_mp(inst: Instance, dps: int) -> Any:
-    r"""D = \max_x \max_{y,y'} \|\phi(x,y) - \phi(x,y')\|_2 at ``dps`` digits (THEORY.md section 1)."""
+    r"""D = \max_x \max_{y,y'} \|\phi(x,y) - \phi(x,y')\|_2 at ``dps`` digits (docs/theory.md section 1)."""
     check_dps(dps)
     pairs = [(x, y, yp) for x in range(inst.m) for y in range(inst.K) for yp in range(y + 1, inst.K)]
     with mp.workdps(dps):
@@ -759,7 +759,7 @@ def _capped(g: GenEig, cap: arb) -> GenEig:
 # ================================================================ N_gen(r)
 @dataclass
 class NGen:
-    """N_gen(r) of THEORY.md section 5 for one instance: a certified upper bound and a searched lower bound.
+    """N_gen(r) of docs/theory.md section 5 for one instance: a certified upper bound and a searched lower bound.
 
     ``upper`` encloses d e^{2 D r} / r^2 (I4); ``lower`` is d C_I(pi*; pi_theta; theta*) / r^2 certified
     at the best theta found (``theta``), so lower <= N_gen(r) <= upper.hi; ``searched`` = points tried.

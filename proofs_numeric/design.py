@@ -1,4 +1,4 @@
-r"""The preferential G-optimal / D-optimal design over response pairs (THEORY.md section 6).
+r"""The preferential G-optimal / D-optimal design over response pairs (docs/theory.md section 6).
 
 Pair set. :math:`Z = \{(x, y, y') : y \ne y'\}`. The information of a pair only enters
 through :math:`a_z a_z^\top` with
@@ -45,7 +45,7 @@ Pipeline (:func:`solve_design`), all of the solve in float64:
    float64 tier for the pairs off the support): the KW gap of the computed design and an existence
    proof of the exact optimum (Krawczyk) on the computed support.
 
-Reference: THEORY.md D1-D4; paper Algorithm 2 (the design it pairs with the policy).
+Reference: docs/theory.md D1-D4; paper Algorithm 2 (the design it pairs with the policy).
 """
 
 from __future__ import annotations

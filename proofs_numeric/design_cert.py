@@ -1,4 +1,4 @@
-r"""Certificates of the preferential optimal design (THEORY.md D1-D4): exact rows, a rigorous
+r"""Certificates of the preferential optimal design (docs/theory.md D1-D4): exact rows, a rigorous
 floating-point tier, and an existence proof of the exact optimum (Krawczyk, in Arb).
 
 Rows. A design problem is given by rows :math:`a_z = s_z z` (:class:`DesignRows`): for an
@@ -47,7 +47,7 @@ is the *unique* optimal design (M* is unique by strict concavity of log det; an 
 supported where :math:`\omega(M^*) = k`, i.e. in S; on S the :math:`\mathrm{vech}(c c^\top)` are
 independent because G is nonsingular). So every optimal design has support exactly |S|.
 
-Reference: THEORY.md D1-D3; Krawczyk (1969), Moore (1977), Rump (2010, Acta Numerica, sec. 13).
+Reference: docs/theory.md D1-D3; Krawczyk (1969), Moore (1977), Rump (2010, Acta Numerica, sec. 13).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-r"""Reward distillation in the log-linear class (THEORY.md section 7): mpmath and float64.
+r"""Reward distillation in the log-linear class (docs/theory.md section 7): mpmath and float64.
 
 Rewards are a table r[x][y] (shape (m, K)). The distillation loss on a sampler q (pair weights of
 shape (m, K, K), x ~ rho) is

@@ -1,4 +1,4 @@
-r"""On-policy and offline DPO in the log-linear class (THEORY.md section 5), float64.
+r"""On-policy and offline DPO in the log-linear class (docs/theory.md section 5), float64.
 
 On-policy DPO (reconstructs: paper Prop. 3.1 / Thm. 3.2): theta_0 = 0 (pi_0 = pi_ref);
 round t = 0..T-1 draws n pairs from q_{pi_{theta_t}} with BT labels from theta*, and
@@ -14,7 +14,7 @@ the on-policy sampler of pi* = pi_{theta*}):
 
 - ``err_I`` = ||theta_{t+1} - theta*||_{I*}, ``risk`` = err_I^2 =
   (theta - theta*)' I* (theta - theta*) = beta^2 E_{q*}[sigma'(beta<theta*,z>) <theta - theta*, z>^2]
-  (the target risk of S2; THEORY.md writes it without the factor beta^2, which only
+  (the target risk of S2; docs/theory.md writes it without the factor beta^2, which only
   matches tr(I_q^{-1} I*)/n when beta = 1);
 - ``c_inf``, ``c_sigma``, ``c_I``: coverage of pi* by the sampler used in the round
   (section 4; C_I at theta*);
@@ -89,7 +89,7 @@ def asymptotic_risk(inst: Instance, q: Any, n: float, istar: F64 | None = None) 
 
 
 def coverage(inst: Instance, theta: Any) -> dict[str, float]:
-    r"""Coverage of pi* by the sampling policy pi_theta (THEORY.md section 4), float64:
+    r"""Coverage of pi* by the sampling policy pi_theta (docs/theory.md section 4), float64:
 
     C_inf = max_{x,y} pi*(y|x) / pi_theta(y|x);  C_Sigma = lambda_max(Sigma_{pi*}, Sigma_{pi_theta});
     C_I = lambda_max(I_{q_pi*}(theta*), I_{q_{pi_theta}}(theta*)).

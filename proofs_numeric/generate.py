@@ -1,6 +1,6 @@
 """Seeded instance generator (numpy Generator) and the built-in presets.
 
-Families (THEORY.md section 1):
+Families (docs/theory.md section 1):
 
 - ``generic``: Gaussian features, a random softmax pi_ref, ||theta*|| about 1.
 - ``poor_coverage``: ||theta*|| D large and pi_ref log-linear, tilted *away* from theta*
@@ -99,7 +99,7 @@ def generate(
     u = rng.standard_normal(d)
     theta = theta_norm * u / np.linalg.norm(u)
     if family == "poor_coverage":
-        # pi* = pi_ref e^{<theta*, phi>} (no beta: THEORY.md section 2), so tilt in the same units
+        # pi* = pi_ref e^{<theta*, phi>} (no beta: docs/theory.md section 2), so tilt in the same units
         logits = -tilt * np.einsum("xyd,d->xy", phi, theta)
     else:
         logits = rng.standard_normal((m, K))

@@ -1,4 +1,4 @@
-r"""The two-round hybrid sampler (THEORY.md section 6; reconstructs: paper Algorithm 2).
+r"""The two-round hybrid sampler (docs/theory.md section 6; reconstructs: paper Algorithm 2).
 
 Round 1: n_1 labelled pairs, a fraction ``alpha1`` (default 0) on-policy from
 :math:`q_{\pi_{ref}}` (theta_0 = 0) and the rest from the preferential design
@@ -24,7 +24,7 @@ S5 (audited form): with probability >= 1 - delta,
 
 where :math:`e_1 = \max_z|\langle\theta_1-\theta^*,z\rangle|`,
 
-with |Z| = m K (K-1) the number of ordered pairs as THEORY.md counts them. :func:`s5_bound`
+with |Z| = m K (K-1) the number of ordered pairs as docs/theory.md counts them. :func:`s5_bound`
 evaluates the right-hand side at c = 1.
 """
 

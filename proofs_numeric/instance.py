@@ -1,4 +1,4 @@
-"""The validated problem instance of THEORY.md section 1.
+"""The validated problem instance of docs/theory.md section 1.
 
 An :class:`Instance` holds contexts x in {0..m-1} with weights rho, per-context
 feature matrices phi[x] (K x d), a reference policy pi_ref (m x K), beta > 0 and
@@ -57,7 +57,7 @@ def _short(value: Any) -> str:
 
 @dataclass(frozen=True, eq=False)
 class Instance:
-    """A finite preference-learning instance (THEORY.md section 1).
+    """A finite preference-learning instance (docs/theory.md section 1).
 
     Parameters
     ----------

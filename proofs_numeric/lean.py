@@ -21,7 +21,7 @@ with q > 0 when the statement was ``expr <= 0``). What LeanCert is given, exactl
 * ``sigma'(u)`` as ``1 / (4 cosh(u/2)^2)`` (the kernel's ``e^u/(1+e^u)^2`` enclosure is unbounded near 0),
   ``|1 - 2 sigma(u)|`` on ``u >= 0`` as ``1 - 2/(1 + e^u)`` (one occurrence of u: no dependency loss).
 
-Statement builders (the claims of THEORY.md; ``checks.lean`` picks the points the Arb check evaluated):
+Statement builders (the claims of docs/theory.md; ``checks.lean`` picks the points the Arb check evaluated):
 
 * :func:`i1_statements` (per pair z at a point theta, or over an interval of <theta, z> for a ball):
   ``sigma'(beta <theta,z>) <= up`` and ``sigma'(beta <theta,z>) - lf sigma'(beta s_{WD}) >= 0``;

@@ -1,4 +1,4 @@
-r"""The DPO / Bradley-Terry maximum-likelihood estimate (THEORY.md section 5, E5-E7).
+r"""The DPO / Bradley-Terry maximum-likelihood estimate (docs/theory.md section 5, E5-E7).
 
 Given pair differences z_i (rows of an n x d array), labels o_i in {+1, -1},
 optional non-negative weights w_i (counts of identical rows) and beta > 0,

@@ -7,7 +7,7 @@ precision is never read from outside nor left changed. Vectors are lists of
 rationals (``mpf(float)`` is exact).
 
 Stable forms throughout: log-sum-exp with the max subtracted, softplus as
-max(t, 0) + log1p(exp(-|t|)), sigma'(u) = e^{-|u|} / (1 + e^{-|u|})^2 (THEORY.md E13).
+max(t, 0) + log1p(exp(-|t|)), sigma'(u) = e^{-|u|} / (1 + e^{-|u|})^2 (docs/theory.md E13).
 
 Conventions: contexts x in 0..m-1, responses y in 0..K-1, o in {+1, -1}; a sampler
 ``q`` is a pair-weight array q[x][y][y'] with sum_{y,y'} q[x][y][y'] = 1 per context
@@ -318,7 +318,7 @@ def pair_cov_laplacian(inst: Instance, q: Any, dps: int) -> Mat:
     r"""\Sigma_q via E17: \sum_{y,y'} W z z^\top = 2\Phi_x^\top(\mathrm{diag}(W1) - W)\Phi_x.
 
     W is the symmetrized pair weight (q + q^T)/2 with its diagonal zeroed; Phi_x is centred
-    per context (z does not change), as THEORY.md E17 prescribes.
+    per context (z does not change), as docs/theory.md E17 prescribes.
     """
     check_dps(dps)
     _check_q(inst, q)

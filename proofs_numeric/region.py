@@ -1,4 +1,4 @@
-r"""Certificates for every parameter in a region: branch and bound over Arb boxes (THEORY.md I1, I3, I4, D4, N_gen).
+r"""Certificates for every parameter in a region: branch and bound over Arb boxes (docs/theory.md I1, I3, I4, D4, N_gen).
 
 The point checks of :mod:`checks.claims.coverage` certify a claim at the parameters they evaluate. This
 module certifies it for *every* theta of a region of parameter space on a fixed instance:
@@ -53,7 +53,7 @@ the region and certified to violate the claim. A float64 search of the region (d
 +-v/||v||, Gaussian, with a short hill climb) proposes points; only certified ones are reported.
 
 All routines take ``prec`` (bits) and run inside :func:`proofs_numeric.certify.arb_prec`.
-Reference: THEORY.md I1, I3, I4, D4, section 5 (N_gen), section 8 (what a verdict means).
+Reference: docs/theory.md I1, I3, I4, D4, section 5 (N_gen), section 9 (what a verdict means).
 """
 
 from __future__ import annotations
@@ -1493,7 +1493,7 @@ class _Score(RegionCheck):
 def n_gen_bracket(
     inst: Instance, r: float | Fraction, prec: int, *, budget_s: float = 30.0, rtol: float = 1e-3, seed: int = 0
 ) -> dict[str, Any]:
-    r"""N_gen(r) = d sup_{||theta - theta*|| <= r} C_I(pi*; pi_theta; theta*) / r^2 (THEORY.md section 5), certified:
+    r"""N_gen(r) = d sup_{||theta - theta*|| <= r} C_I(pi*; pi_theta; theta*) / r^2 (docs/theory.md section 5), certified:
     ``[d lo / r^2, d hi / r^2]`` from :func:`sup_pencil` with kind ``I`` on the ball; also the I4 closed form
     ``d e^{2 D r} / r^2`` it improves on. Values are floats rounded outward.
     """

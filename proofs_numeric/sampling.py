@@ -1,4 +1,4 @@
-r"""Samplers of labelled preference pairs (THEORY.md sections 3 and 5), float64, vectorized.
+r"""Samplers of labelled preference pairs (docs/theory.md sections 3 and 5), float64, vectorized.
 
 A sampler is a pair-weight array q of shape (m, K, K) with q[x] summing to 1 per
 context; a pair is drawn as x ~ rho, (y, y') ~ q[x]. The on-policy sampler of

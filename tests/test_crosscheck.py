@@ -57,7 +57,7 @@ def test_identity_claims_registered() -> None:
     assert {c.id for c in identities.CLAIMS} == set(IDENTITIES)
     for cid in IDENTITIES:
         c = claims[cid]
-        assert c.expect == "holds" and c.reference.startswith(f"THEORY.md {cid} ")
+        assert c.expect == "holds" and c.reference.startswith(f"docs/theory.md {cid} ")
         assert (identities.SPECS[cid].fd is not None) == (cid in WITH_FD)
 
 
@@ -126,7 +126,7 @@ def test_wrong_fisher_weight_is_refuted() -> None:
 
 def test_wrong_fisher_weight_refutes_the_claim() -> None:
     spec = identities.fisher_spec("sigma")
-    claim = identity_claim("E10", "wrong Fisher weight", "THEORY.md E10 (section 3)", spec)
+    claim = identity_claim("E10", "wrong Fisher weight", "docs/theory.md E10 (section 3)", spec)
     v = run_claim(claim, [preset("two-response")], RunOptions(dps=30))
     assert v.status == "refuted" and not v.ok
     assert v.counterexample is not None
@@ -212,7 +212,7 @@ def test_float_path_ill_conditioned_is_flagged_not_mismatch() -> None:
 
 
 def test_ill_conditioned_flag_reaches_the_verdict() -> None:
-    claim = identity_claim("E5", "E5 with a noisy float path", "THEORY.md E5", _e5_with_float(1 + 1e-6, 1e12))
+    claim = identity_claim("E5", "E5 with a noisy float path", "docs/theory.md E5", _e5_with_float(1 + 1e-6, 1e12))
     v = run_claim(claim, [preset("two-response")], RunOptions(dps=30))
     assert v.status == "verified" and v.details["float64_flags"] == ["ill-conditioned"]
     assert "ill-conditioned" in v.message

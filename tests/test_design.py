@@ -1,4 +1,4 @@
-"""Tests of the preferential optimal design solver and its certificates (THEORY.md D1-D4).
+"""Tests of the preferential optimal design solver and its certificates (docs/theory.md D1-D4).
 
 Peers: CVXPY's log_det formulation (Clarabel) of the same D-optimal problem; the closed
 forms of symmetric configurations (regular polygons: the uniform design is optimal).

@@ -1,4 +1,4 @@
-"""Reward distillation (THEORY.md section 7): E15 identity, E16 exact recovery, S6 chi^2_d law, the loops.
+"""Reward distillation (docs/theory.md section 7): E15 identity, E16 exact recovery, S6 chi^2_d law, the loops.
 
 Every claim is also run with a deliberately wrong constant or closed form and must then be
 refuted / rejected.

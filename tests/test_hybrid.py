@@ -1,4 +1,4 @@
-"""The two-round hybrid sampler (THEORY.md section 6, S5): samplers, MLE rounds, the bound.
+"""The two-round hybrid sampler (docs/theory.md section 6, S5): samplers, MLE rounds, the bound.
 
 Property test: on drawn instances, R replications and the exact one-sided binomial test
 (Clopper-Pearson) at level 0.01 do not reject "P(error > bound) <= delta" at c = 1, with

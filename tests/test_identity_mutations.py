@@ -1,6 +1,6 @@
 """Every identity check can fail: a deliberately wrong side makes each one refuted.
 
-Three kinds of mutation per identity (THEORY.md E1-E12, E17):
+Three kinds of mutation per identity (docs/theory.md E1-E12, E17):
 - the SymPy closed form off by a relative 1e-40 in one entry (below float64, far above tol(50));
 - the derivation from the definition off the same way (the derived-vs-closed comparison);
 - a formula-level mistake for a few identities: a factor 2 dropped (E12), the wrong sign of o (E6),

@@ -1,6 +1,6 @@
 """Tests of the validated Instance record, its TOML/JSON round trips and the generator (issue 2).
 
-THEORY.md section 1: rho > 0 summing to 1, phi (m, K, d), pi_ref > 0 with rows summing to 1,
+docs/theory.md section 1: rho > 0 summing to 1, phi (m, K, d), pi_ref > 0 with rows summing to 1,
 beta > 0, theta* in R^d, and identifiability (the z's span R^d). Every violation must raise
 :class:`proofs_numeric.errors.InvalidInstance` (also a ValueError) naming the field and value.
 """
@@ -335,7 +335,7 @@ def test_property_generated_instances_round_trip(family: str, seed: int, m: int,
 
 # ------------------------------------------------------------------------ generator
 def c_inf(inst: Instance) -> float:
-    """C_inf(pi*; pi_ref) = max_{x,y} pi*(y|x) / pi_ref(y|x) (THEORY.md section 4), pi* = pi_{theta*}."""
+    """C_inf(pi*; pi_ref) = max_{x,y} pi*(y|x) / pi_ref(y|x) (docs/theory.md section 4), pi* = pi_{theta*}."""
     return float((fast.policy(inst, inst.theta_star) / inst.pi_ref).max())
 
 
@@ -468,7 +468,7 @@ def test_preset_bad_name() -> None:
 
 
 def test_D_matches_definition() -> None:
-    """D_x = max_{y,y'} ||phi(x,y) - phi(x,y')||_2 (THEORY.md section 1)."""
+    """D_x = max_{y,y'} ||phi(x,y) - phi(x,y')||_2 (docs/theory.md section 1)."""
     inst = Instance.from_dict(base())
     z = inst.phi[:, :, None, :] - inst.phi[:, None, :, :]
     expect = [max(float(np.linalg.norm(v)) for v in z[x].reshape(-1, inst.d)) for x in range(inst.m)]

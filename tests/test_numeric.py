@@ -1,4 +1,4 @@
-r"""The float64 fast path against the hand-written mpmath reference (issue 2, THEORY.md sections 2-3).
+r"""The float64 fast path against the hand-written mpmath reference (issue 2, docs/theory.md sections 2-3).
 
 - agreement: every quantity of proofs_numeric.fast equals proofs_numeric.mp to 1e-12 normwise
   relative (max |a - b| / max(|a|, |b|)) on generic instances;
@@ -150,7 +150,7 @@ def test_e17_stable_laplacian_survives_large_offsets(seed: int, offset: float) -
 
     The fast path (centred Phi, zeroed diagonal) stays at float64 accuracy against mpmath's
     pair sum; the naive uncentred Laplacian loses (offset^2 eps)-many digits: this is why
-    the stable form is needed (THEORY.md E17: measured 2.2 vs 5e-9).
+    the stable form is needed (docs/theory.md E17: measured 2.2 vs 5e-9).
     """
     rng = np.random.default_rng(seed)
     base = generate("generic", seed, m=3, K=5, d=3)

@@ -44,6 +44,10 @@ def figures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any
         "support": [{"pair": [0, 0, 1], "weight": 0.5}, {"pair": [1, 0, 2], "weight": 0.5}],
     }
     paths.append(str(plot_weights(payload, out, rec)))
+    from checks.experiments.design_study import coverage_study, plot_study
+
+    study = coverage_study(vary="tilt", values=(0.0, 3.0), replications=4, alpha=0.0)
+    paths.append(str(plot_study(study, out / "design_study.png", x="tilt", record=rec)))
     assert all(Path(p).stat().st_size > 1000 for p in paths)
     by: dict[str, dict[str, Any]] = {}
     for f in rec:
@@ -52,7 +56,7 @@ def figures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any
 
 
 def test_every_plot_is_labelled_and_complete(figures: dict[str, dict[str, Any]]) -> None:
-    assert len(figures) == 12
+    assert len(figures) == 13
     for fig in figures.values():
         check_figure(fig)
         assert "$" in fig["ylabel"] or fig["file"].endswith("misspecified.png"), fig["file"]  # mathtext

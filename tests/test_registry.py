@@ -44,7 +44,7 @@ def test_every_claim_is_complete() -> None:
         assert c.kind in KINDS, (cid, c.kind)
         assert c.expect in ("holds", "open"), (cid, c.expect)
         assert isinstance(c.statement, str) and c.statement.strip(), cid
-        assert isinstance(c.reference, str) and "THEORY.md" in c.reference, (cid, c.reference)
+        assert isinstance(c.reference, str) and "docs/theory.md" in c.reference, (cid, c.reference)
         assert callable(c.check)
         assert isinstance(c.hypotheses, tuple)
         with pytest.raises(AttributeError):
@@ -54,7 +54,7 @@ def test_every_claim_is_complete() -> None:
 def test_claim_latex() -> None:
     e5 = get("E5")
     assert e5.relation is not None and "\\log" in e5.latex()
-    bare = Claim("Z1", "identity", "a statement", "THEORY.md Z1", check=_ok_check)
+    bare = Claim("Z1", "identity", "a statement", "docs/theory.md Z1", check=_ok_check)
     assert bare.latex() == "a statement"
 
 
@@ -183,7 +183,7 @@ def _invalid(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
 
 
 def test_run_claim_turns_an_exception_into_error() -> None:
-    claim = Claim("Z9", "identity", "crashes", "THEORY.md Z9", check=_boom)
+    claim = Claim("Z9", "identity", "crashes", "docs/theory.md Z9", check=_boom)
     v = run_claim(claim, [preset("tiny"), preset("generic")], RunOptions(dps=30))
     assert v.status == "error" and not v.ok
     assert v.instances == 2 and v.details["status_counts"] == {"error": 2}
@@ -199,20 +199,20 @@ def test_run_claim_turns_an_exception_into_error() -> None:
 
 def test_run_claim_lets_prefcheck_errors_through() -> None:
     """Bad input is the user's to fix (exit 2), not a verdict."""
-    claim = Claim("Z8", "identity", "bad input", "THEORY.md Z8", check=_invalid)
+    claim = Claim("Z8", "identity", "bad input", "docs/theory.md Z8", check=_invalid)
     with pytest.raises(InvalidInstance, match="bad instance tiny"):
         run_claim(claim, [preset("tiny")], RunOptions())
 
 
 def test_run_claim_default_instances() -> None:
-    claim = Claim("Z7", "identity", "fine", "THEORY.md Z7", check=_ok_check)
+    claim = Claim("Z7", "identity", "fine", "docs/theory.md Z7", check=_ok_check)
     v = run_claim(claim, None, RunOptions(dps=33, seed=5))
     assert v.status == "verified" and v.ok
     assert v.instances == len(DEFAULT_INSTANCES) == len(default_instances())
     assert [r["instance"] for r in v.details["per_instance"]] == list(DEFAULT_INSTANCES)
     assert (v.dps, v.seed, v.agreement_digits, v.worst_margin) == (33, 5, 33.0, 0.5)
     assert v.elapsed_s >= 0
-    custom = Claim("Z6", "identity", "own instances", "THEORY.md Z6", check=_ok_check,
+    custom = Claim("Z6", "identity", "own instances", "docs/theory.md Z6", check=_ok_check,
                    default_instances=lambda opts: [preset("W1")])
     assert run_claim(custom, None, RunOptions()).instances == 1
     vs = run_claims([claim, custom], [preset("tiny")], RunOptions())
@@ -220,7 +220,7 @@ def test_run_claim_default_instances() -> None:
 
 
 def test_default_aggregate_folds_results() -> None:
-    claim = Claim("Z5", "inequality", "folds", "THEORY.md Z5", check=_ok_check)
+    claim = Claim("Z5", "inequality", "folds", "docs/theory.md Z5", check=_ok_check)
     results = [
         InstanceResult("certified", "a", margin=0.3, constant=1.0, agreement_digits=40.0),
         InstanceResult("refuted", "b", margin=-0.2, constant=3.0, counterexample={"instance": "b"}),

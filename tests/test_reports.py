@@ -144,3 +144,24 @@ def test_html_report_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None
     pixels = image.imread(str(shot))
     assert pixels.shape[0] >= 1000 and pixels.shape[1] >= 900
     assert float(np.std(pixels)) > 0.05  # a page with text and tables, not a blank one
+
+
+def test_rendered_statements_cache_is_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cached picture is inlined in report.html only if it is a plain SVG: a tampered entry (a script,
+    an event handler, an outside link) is rendered again, never shown."""
+    from checks import claim_tex
+
+    monkeypatch.setenv("PREFCHECK_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("PREFCHECK_NO_CACHE", raising=False)
+    claim_tex.svg.cache_clear()
+    tex = r"C_I \leq C_\infty^{k}"
+    first = claim_tex.svg(tex)
+    assert first is not None and first.startswith("<svg") and claim_tex.safe_svg(first)
+    (entry,) = list((tmp_path / "svg").glob("*.svg"))
+    for evil in ('<svg><script>alert(1)</script></svg>', '<svg onload="alert(1)"></svg>',
+                 '<svg><use xlink:href="https://example.org/x.svg#a"/></svg>'):
+        entry.write_text(evil)
+        claim_tex.svg.cache_clear()
+        again = claim_tex.svg(tex)
+        assert again is not None and "alert" not in again and "example.org" not in again
+    claim_tex.svg.cache_clear()

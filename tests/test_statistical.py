@@ -264,7 +264,7 @@ def test_fisher_used_by_s1_matches_statsmodels_glm() -> None:
 
 
 def test_s2_risk_needs_beta_squared() -> None:
-    # THEORY.md S2 writes the risk as E_{q*}[sigma' <theta_hat - theta*, z>^2] ~ tr(I_q^{-1} I*)/n; with
+    # docs/theory.md S2 writes the risk as E_{q*}[sigma' <theta_hat - theta*, z>^2] ~ tr(I_q^{-1} I*)/n; with
     # beta != 1 the left side is (theta_hat - theta*)' I* (theta_hat - theta*) / beta^2, i.e. the literal
     # statement equals this claim with risk_scale = 1/beta^2, which the simulation rejects.
     base = preset("generic")

@@ -247,7 +247,7 @@ def _package_files(pkg: Any) -> list[Path]:
 @pytest.mark.parametrize(("pkg_name", "forbidden"), [("theory", ("proofs_numeric", "checks")),
                                                       ("proofs_numeric", ("theory", "checks"))])
 def test_packages_do_not_import_each_other(pkg_name: str, forbidden: tuple[str, ...]) -> None:
-    """THEORY.md's cross-check is worth something only if the two implementations are independent."""
+    """docs/theory.md's cross-check is worth something only if the two implementations are independent."""
     import proofs_numeric
 
     pkg = {"theory": theory, "proofs_numeric": proofs_numeric}[pkg_name]

@@ -1,4 +1,4 @@
-r"""Coverage constants symbolically (THEORY.md section 4): closed forms for two responses, and the
+r"""Coverage constants symbolically (docs/theory.md section 4): closed forms for two responses, and the
 derivative identities the proofs of I3 and I5 rest on.
 
 Closed forms (contexts with K = 2 responses, d <= 2). With z_x = phi(x,0) - phi(x,1) and

@@ -2,7 +2,7 @@
 
 A derivation keeps the steps (label, SymPy expression) from the definition to the
 result, the *derived* expression (what differentiation of the definition gives) and
-the *closed* form THEORY.md states, both as SymPy matrices over the explicit
+the *closed* form docs/theory.md states, both as SymPy matrices over the explicit
 component symbols of :mod:`theory.symbols`. :meth:`Derivation.prove` decides
 derived == closed exactly where SymPy manages it and otherwise by evaluation at
 random rational points at high precision (and says which). :meth:`Derivation.latex`

@@ -1,4 +1,4 @@
-r"""Reward distillation (THEORY.md section 7): the loss from its definition, its gradient and Hessian.
+r"""Reward distillation (docs/theory.md section 7): the loss from its definition, its gradient and Hessian.
 
 For one context with K responses in dimension d (symbols of :mod:`theory.symbols`, plus the
 reward labels r_y of this context), the distillation loss on the pair weights q is built from

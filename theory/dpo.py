@@ -1,4 +1,4 @@
-r"""Bradley-Terry preferences and the DPO loss from their definitions (THEORY.md section 3).
+r"""Bradley-Terry preferences and the DPO loss from their definitions (docs/theory.md section 3).
 
 E5-E8 per pair (y, y') and label o in {+1, -1}; E9-E11 for the population loss of one
 context under pair weights q_{y,y'}; E12 and E17 for the pair covariance. Entries of

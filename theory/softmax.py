@@ -1,4 +1,4 @@
-r"""The log-linear policy from its definition (THEORY.md section 2): E1, E2, E3, E4.
+r"""The log-linear policy from its definition (docs/theory.md section 2): E1, E2, E3, E4.
 
 pi_theta(y|x) = pi_ref(y|x) e^{<theta, phi(x,y)>} / Z_theta(x), A_x(theta) = log Z_theta(x),
 written with the explicit partition function Z = sum_y p_y e^{<theta, phi_y>}.

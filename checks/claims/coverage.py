@@ -1,4 +1,4 @@
-r"""Coverage claims of THEORY.md section 4 (I1-I6, E13, E14, Q1), certified per instance with Arb balls.
+r"""Coverage claims of docs/theory.md section 4 (I1-I6, E13, E14, Q1), certified per instance with Arb balls.
 
 Every check evaluates its inequality at concrete points (sampling policies pi_theta, Fisher parameters,
 radii, directions), encloses both sides in balls (:mod:`proofs_numeric.coverage`,
@@ -1528,12 +1528,12 @@ def _inequality(
     tight: str,
     **kw: Any,
 ) -> Claim:
-    """A coverage inequality claim (THEORY.md ``id_``, ``section``), verdict by :func:`_aggregate` (scope, tight)."""
+    """A coverage inequality claim (docs/theory.md ``id_``, ``section``), verdict by :func:`_aggregate` (scope, tight)."""
     return Claim(
         id=id_,
         kind="inequality",
         statement=statement,
-        reference=f"THEORY.md {id_} (section {section})",
+        reference=f"docs/theory.md {id_} (section {section})",
         check=scoped(id_, check),  # scope points | region, certifier arb | leancert (checks.scope)
         aggregate=scoped_aggregate(_aggregate(scope, tight)),
         symbols=SYMBOLS,
@@ -1628,7 +1628,7 @@ CLAIMS = [
         id="Q1",
         kind="inequality",
         statement="is s -> C_Sigma(pi*; pi_{theta* + s u}) non-decreasing on s >= 0? (open)",
-        reference="THEORY.md Q1 (section 4)",
+        reference="docs/theory.md Q1 (section 4)",
         check=_check_q1,
         expect="open",
         aggregate=_q1_aggregate,

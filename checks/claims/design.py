@@ -1,4 +1,4 @@
-r"""Claims D1-D4 (preferential optimal design) and S5 (two-round hybrid bound), THEORY.md section 6.
+r"""Claims D1-D4 (preferential optimal design) and S5 (two-round hybrid bound), docs/theory.md section 6.
 
 D1-D3 are statements about the *exact* optimum of the design problem at theta = 0 (the round-1
 design) and at theta = theta*, on each instance. The design is computed in float64 and certified by
@@ -596,28 +596,28 @@ CLAIMS = [
         "Kiefer-Wolfowitz for pairs: min_lambda g(lambda) = d_Z, attained by the log-det "
         "maximizer; sum_z lambda_z a_z^T M^{-1} a_z = d_Z, so g - d_Z >= log det M* - log det M(lambda) "
         "certifies optimality",
-        "THEORY.md D1 (section 6); paper Algorithm 2",
+        "docs/theory.md D1 (section 6); paper Algorithm 2",
         check_d1,
         {"value": "d_Z"},
     ),
     _design_claim(
         "D2",
         "some optimal design has support size <= d_Z (d_Z + 1) / 2",
-        "THEORY.md D2 (section 6)",
+        "docs/theory.md D2 (section 6)",
         check_d2,
         {"bound": "d_Z*(d_Z+1)/2"},
     ),
     _design_claim(
         "D3",
         "at the optimum, z^T M^{-1} z <= d_Z / (beta^2 w_theta(z)) for every pair (no coverage term)",
-        "THEORY.md D3 (section 6)",
+        "docs/theory.md D3 (section 6)",
         check_d3,
         {"c": "1"},
     ),
     _design_claim(
         "D4",
         "M(lambda; theta*) >= e^{-beta e} M(lambda; theta) in Loewner order, e = max_z |<theta* - theta, z>|",
-        "THEORY.md D4 (section 6), from E13",
+        "docs/theory.md D4 (section 6), from E13",
         check_d4,
         {"c": "1"},
     ),
@@ -626,14 +626,14 @@ CLAIMS = [
         kind="statistical",
         statement="with probability >= 1 - delta, max_z |<theta_2 - theta*, z>| <= c sqrt(e^{beta e_1} d_Z "
         "log(2|Z|/delta) / ((1 - alpha) n_2 beta^2 min_z w_{theta_1}(z))), independent of C(pi*; pi_ref)",
-        reference="THEORY.md S5 (section 6); reconstructs paper Algorithm 2",
+        reference="docs/theory.md S5 (section 6); reconstructs paper Algorithm 2",
         check=check_s5,
         hypotheses=(
             "two-round hybrid sampler, round 1 from lambda*(0), round 2 from "
             "alpha q_{pi_theta1} + (1-alpha) lambda*(theta1)",
             "BT labels from theta*; theta_1, theta_2 the plain MLE (a ridge 1e-3 refit only if the MLE "
             "does not exist, counted in ridge_fallbacks)",
-            "|Z| = m K (K-1) ordered pairs as THEORY.md counts them",
+            "|Z| = m K (K-1) ordered pairs as docs/theory.md counts them",
         ),
         constants={"c": 1, "delta": 0.05},
         default_instances=_s5_instances,

@@ -1,4 +1,4 @@
-r"""Reward-distillation claims of THEORY.md section 7: E15 (identity), E16 (exact recovery), S6 (chi^2_d law).
+r"""Reward-distillation claims of docs/theory.md section 7: E15 (identity), E16 (exact recovery), S6 (chi^2_d law).
 
 E15  grad L_RD = 2 beta E_q[(beta <theta, z> - dr) z], Hess L_RD = 2 beta^2 Sigma_q.
      Cross-checked like the DPO identities: the SymPy closed form (theory.distill, lambdified to
@@ -425,7 +425,7 @@ CLAIMS = [
         "implicit reward difference, partition function cancelled): "
         "grad = 2 beta E_q[(beta <theta,z> - dr) z], "
         "Hess = 2 beta^2 Sigma_q",
-        reference="THEORY.md E15 (section 7)",
+        reference="docs/theory.md E15 (section 7)",
         check=check_e15,
         hypotheses=(
             "fixed sampler q (here q_{pi_ref}), rewards any table r(x,y) (here misspecified, size 0.5)",
@@ -439,7 +439,7 @@ CLAIMS = [
         statement="noiseless, realizable rewards r = beta <theta*, phi>: the least-squares distillation "
         "estimate "
         "from pairs whose differences span R^d equals theta* exactly (one round)",
-        reference="THEORY.md E16 (section 7)",
+        reference="docs/theory.md E16 (section 7)",
         check=check_e16,
         hypotheses=("r(x,y) = beta <theta*, phi(x,y)> exactly (misspec = 0)", "the sampled z's span R^d"),
         constants={"pairs": "d", "misspec": 0},
@@ -451,7 +451,7 @@ CLAIMS = [
         kind="statistical",
         statement="Gaussian noise N(0, s^2) on each reward label, fixed design: "
         "(theta_hat - theta*)' (beta^2 sum_i z_i z_i') (theta_hat - theta*) / (2 s^2) ~ chi^2_d exactly",
-        reference="THEORY.md S6 (section 7)",
+        reference="docs/theory.md S6 (section 7)",
         check=check_s6,
         hypotheses=(
             "realizable rewards; independent N(0, s^2) noise on r(x,y) and on r(x,y') of every pair, so the "

@@ -1,4 +1,4 @@
-r"""The exact identities E1-E12 and E17 of THEORY.md (sections 2-3) as cross-checked claims.
+r"""The exact identities E1-E12 and E17 of docs/theory.md (sections 2-3) as cross-checked claims.
 
 For each identity the SymPy side comes from theory/ (a derivation from the definition and the
 closed form, per context, lambdified to mpmath), the numeric side from the hand-written mpmath
@@ -399,23 +399,23 @@ SPECS: dict[str, IdentitySpec] = {
 }
 
 STATEMENTS: dict[str, tuple[str, str]] = {
-    "E1": ("grad A_x(theta) = mu_theta(x) = E_{pi_theta(.|x)} phi(x,.)", "THEORY.md E1 (section 2)"),
-    "E2": ("Hess A_x(theta) = S_theta(x) = Cov_{pi_theta(.|x)} phi(x,.)", "THEORY.md E2 (section 2)"),
-    "E3": ("grad_theta log pi_theta(y|x) = phi(x,y) - mu_theta(x)", "THEORY.md E3 (section 2)"),
+    "E1": ("grad A_x(theta) = mu_theta(x) = E_{pi_theta(.|x)} phi(x,.)", "docs/theory.md E1 (section 2)"),
+    "E2": ("Hess A_x(theta) = S_theta(x) = Cov_{pi_theta(.|x)} phi(x,.)", "docs/theory.md E2 (section 2)"),
+    "E3": ("grad_theta log pi_theta(y|x) = phi(x,y) - mu_theta(x)", "docs/theory.md E3 (section 2)"),
     "E4": ("J(pi) = beta E_x[A_x(theta*) - KL(pi(.|x) || pi*(.|x))] (Gibbs form; here pi = pi_theta)",
-           "THEORY.md E4 (section 2)"),
+           "docs/theory.md E4 (section 2)"),
     "E5": ("DPO loss -log sigma(o beta [log pi/pi_ref (y) - log pi/pi_ref (y')]) = softplus(-o beta <theta,z>)",
-           "THEORY.md E5 (section 3)"),
-    "E6": ("grad l = -o beta sigma(-o beta <theta,z>) z", "THEORY.md E6 (section 3)"),
-    "E7": ("Hess l = beta^2 sigma'(beta <theta,z>) z z^T (label-free)", "THEORY.md E7 (section 3)"),
+           "docs/theory.md E5 (section 3)"),
+    "E6": ("grad l = -o beta sigma(-o beta <theta,z>) z", "docs/theory.md E6 (section 3)"),
+    "E7": ("Hess l = beta^2 sigma'(beta <theta,z>) z z^T (label-free)", "docs/theory.md E7 (section 3)"),
     "E8": ("grad l = -o beta sigma(-o beta h)(grad log pi(y|x) - grad log pi(y'|x)) (chain rule)",
-           "THEORY.md E8 (section 3)"),
-    "E9": ("grad L_q(theta*) = 0 for every sampler q", "THEORY.md E9 (section 3)"),
-    "E10": ("Hess L_q(theta) = I_q(theta) = beta^2 E_q[sigma'(beta <theta,z>) z z^T]", "THEORY.md E10 (section 3)"),
-    "E11": ("E_q E_o[grad l grad l^T] at theta* = I_q(theta*) (information equality)", "THEORY.md E11 (section 3)"),
-    "E12": ("Sigma_{q_pi} = E_{q_pi}[z z^T] = 2 E_x S_pi(x) for pi = pi_theta", "THEORY.md E12 (section 3)"),
+           "docs/theory.md E8 (section 3)"),
+    "E9": ("grad L_q(theta*) = 0 for every sampler q", "docs/theory.md E9 (section 3)"),
+    "E10": ("Hess L_q(theta) = I_q(theta) = beta^2 E_q[sigma'(beta <theta,z>) z z^T]", "docs/theory.md E10 (section 3)"),
+    "E11": ("E_q E_o[grad l grad l^T] at theta* = I_q(theta*) (information equality)", "docs/theory.md E11 (section 3)"),
+    "E12": ("Sigma_{q_pi} = E_{q_pi}[z z^T] = 2 E_x S_pi(x) for pi = pi_theta", "docs/theory.md E12 (section 3)"),
     "E17": ("sum_{y,y'} W z z^T = 2 Phi_x^T (diag(W 1) - W) Phi_x, W symmetric (here W = (q + q^T)/2)",
-            "THEORY.md E17 (section 3)"),
+            "docs/theory.md E17 (section 3)"),
 }
 
 HYPOTHESES: dict[str, tuple[str, ...]] = {

@@ -1,4 +1,4 @@
-r"""Claims S1-S4 of THEORY.md section 5: the MLE's Fisher calibration, the asymptotic risk,
+r"""Claims S1-S4 of docs/theory.md section 5: the MLE's Fisher calibration, the asymptotic risk,
 geometric contraction of on-policy DPO, and the on-policy / offline separation.
 
 Every claim is simulated from seeded generators (``RunOptions.seed``), with
@@ -372,7 +372,7 @@ CLAIMS = [
         kind="statistical",
         statement="n ||theta_hat - theta*||^2_{I_q(theta*)} -> chi^2_d (sqrt(n)(theta_hat - theta*) -> "
         "N(0, I_q^{-1})); KS test over replications, q = q_{pi_ref}",
-        reference="THEORY.md S1 (section 5)",
+        reference="docs/theory.md S1 (section 5)",
         check=check_s1,
         hypotheses=("realizable BT labels from theta*", "z's span R^d",
                     "n in the asymptotic regime: the MLE exists in every replication (instance skipped otherwise)"),
@@ -385,7 +385,7 @@ CLAIMS = [
         kind="statistical",
         statement="E[(theta_hat - theta*)' I* (theta_hat - theta*)] ~ tr(I_q^{-1} I*) / n "
         "(I* = I_{q_{pi*}}(theta*); within relative tolerance rtol), q = q_{pi_ref}",
-        reference="THEORY.md S2 (section 5); risk includes beta^2 (as in I*)",
+        reference="docs/theory.md S2 (section 5); risk includes beta^2 (as in I*)",
         check=check_s2,
         hypotheses=("realizable BT labels", "n large (rtol covers the O(1/n) bias)",
                     "the MLE exists in every replication (instance skipped otherwise)"),
@@ -399,7 +399,7 @@ CLAIMS = [
         statement="for n >= c N_gen(r) (r = ||theta*||), per-batch on-policy DPO contracts geometrically "
         "to the floor risk d/n (error ~ sqrt(d/n)); the floor is tested (seeds' tail means within "
         "floor_rtol of d/n), the fitted contraction rate is measured and reported",
-        reference="THEORY.md S3 (section 5); reconstructs paper Thm 3.2",
+        reference="docs/theory.md S3 (section 5); reconstructs paper Thm 3.2",
         check=check_s3,
         hypotheses=("n >= c N_gen(r): skipped when n < c x (certified lower bound of N_gen(r)); between that "
                     "and c x the I4 upper bound the hypothesis is not decided (reported)",
@@ -416,7 +416,7 @@ CLAIMS = [
         statement="samples to reach target risk: offline / on-policy ~ tr(I_{q_ref}^{-1} I*) / d "
         "(within a factor ratio_tolerance); >= min_separation when that prediction is >= 10; measured "
         "and reported beside the prediction (no test)",
-        reference="THEORY.md S4 (section 5)",
+        reference="docs/theory.md S4 (section 5)",
         check=check_s4,
         hypotheses=("cumulative on-policy DPO", "target risk = target_factor d / (rounds n)",
                     "I_{q_ref}(theta*) and I* positive definite in float64 (instance skipped otherwise); "

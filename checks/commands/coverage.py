@@ -5,7 +5,7 @@ r"""``prefcheck coverage``: every coverage constant of one instance with its cer
 
 For the target pi* = pi_{theta*} and the sampling policy pi = pi_theta (``--theta``, default 0,
 i.e. pi = pi_ref) it prints C_inf, C_Sigma, C_I (Fisher informations at ``--at``, default theta*)
-and C_dev (linear class) of THEORY.md section 4, each three ways: float64, mpmath at ``--dps``
+and C_dev (linear class) of docs/theory.md section 4, each three ways: float64, mpmath at ``--dps``
 digits and a certified Arb enclosure [lo, hi] (python-flint balls; see proofs_numeric.coverage).
 It also prints C_inf^2 (the I2 bound) and, for the radius ``--r`` (default 0.5), the generalized
 coverage threshold N_gen(r): the I4 upper bound d e^{2 D r} / r^2 and a searched, certified lower

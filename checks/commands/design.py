@@ -1,4 +1,4 @@
-r"""``prefcheck design``: the certified preferential optimal design of one instance (THEORY.md D1-D4).
+r"""``prefcheck design``: the certified preferential optimal design of one instance (docs/theory.md D1-D4).
 
 ``prefcheck design (--instance FILE | --preset NAME) [--theta v1,...] [--json -|PATH] [--plot DIR]``
 prints the design weights on its support (pairs (x, y, y') with y < y': a_z a_z^T is

@@ -71,7 +71,7 @@ def render() -> str:
             out += [f"- {h}" for h in c.hypotheses]
             out.append("")
         link = theory_link(c.id)
-        ref = c.reference.replace("THEORY.md", "docs/theory.md")
+        ref = c.reference
         out.append(f"Reference: {ref}" + (f"; [theory.md, {link['section']}](theory.md#{link['anchor']})" if link else ""))
         out.append("")
         if c.id in facts:

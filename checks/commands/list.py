@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
             "expect": c.expect,
             "statement": c.statement,
             "constants": {k: str(v) for k, v in c.constants.items()},
-            "reference": c.reference.replace("THEORY.md", "docs/theory.md"),
+            "reference": c.reference,
             "theory": (theory_link(c.id) or {}).get("href"),
         }
         for c in claims.values()

@@ -1,4 +1,4 @@
-r"""Coverage independence of the two-round hybrid sampler (THEORY.md S5 vs S3/S4), a table and a plot.
+r"""Coverage independence of the two-round hybrid sampler (docs/theory.md S5 vs S3/S4), a table and a plot.
 
 Across the ``poor_coverage`` family with growing :math:`\|\theta^*\|` (hence growing
 :math:`\|\theta^*\| D` and :math:`C_\infty(\pi^*;\pi_{ref})`), at the same total budget N of labelled
@@ -133,7 +133,9 @@ def format_table(rows: list[StudyRow]) -> str:
     return "\n".join(lines)
 
 
-def plot_study(rows: list[StudyRow], path: str | Path, x: str = "norm_D") -> Path:
+def plot_study(
+    rows: list[StudyRow], path: str | Path, x: str = "norm_D", record: list[dict[str, Any]] | None = None
+) -> Path:
     """Median error (q25-q75 band) per method against ``x`` ("norm_D": ||theta*|| D, or "tilt": the tilt
     of pi_ref, labelled with C_inf); PNG via matplotlib Agg, written atomically."""
     import matplotlib
@@ -146,12 +148,17 @@ def plot_study(rows: list[StudyRow], path: str | Path, x: str = "norm_D") -> Pat
         raise InvalidInput(f"x must be norm_D or tilt, got x={x!r}")
     xs = [r.norm_D if x == "norm_D" else r.tilt for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
-    for k, style in (("hybrid", "o-"), ("onpolicy", "s--"), ("offline", "^:")):
+    names = {
+        "hybrid": "two-round hybrid sampler (median)",
+        "onpolicy": "on-policy DPO (median)",
+        "offline": "offline DPO from pi_ref (median)",
+    }
+    for i, (k, style) in enumerate((("hybrid", "o-"), ("onpolicy", "s--"), ("offline", "^:"))):
         med = [float(np.median(r.errors[k])) for r in rows]
         lo = [float(np.quantile(r.errors[k], 0.25)) for r in rows]
         hi = [float(np.quantile(r.errors[k], 0.75)) for r in rows]
-        ax.plot(xs, med, style, label=k)
-        ax.fill_between(xs, lo, hi, alpha=0.15)
+        ax.plot(xs, med, style, label=names[k])
+        ax.fill_between(xs, lo, hi, alpha=0.15, label="25-75% of replications (shaded)" if i == 0 else None)
     if x == "norm_D":
         ax.set_xlabel(r"$\|\theta^*\|\,D$ (poor-coverage family)")
     else:
@@ -162,9 +169,13 @@ def plot_study(rows: list[StudyRow], path: str | Path, x: str = "norm_D") -> Pat
         )
     ax.set_ylabel(r"$\max_z|\langle\hat\theta-\theta^*,z\rangle|$")
     ax.set_yscale("log")
-    ax.set_title("Same budget: two-round hybrid vs DPO")
-    ax.legend()
+    ax.set_title("Same sample budget: two-round hybrid sampler vs DPO")
+    ax.legend(fontsize=8)
     fig.tight_layout()
+    if record is not None:
+        from .simfig import figure_summary
+
+        record.append(figure_summary(fig, ax, path.name))
     tmp = path.with_name(path.name + ".tmp.png")
     fig.savefig(tmp, dpi=110)
     plt.close(fig)

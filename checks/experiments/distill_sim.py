@@ -1,4 +1,4 @@
-r"""Simulation and plots of reward distillation vs on-policy DPO (THEORY.md section 7: E16, S6; section 5).
+r"""Simulation and plots of reward distillation vs on-policy DPO (docs/theory.md section 7: E16, S6; section 5).
 
 :func:`simulate_distill` runs, for ``seeds`` replications derived from ``seed``:
 

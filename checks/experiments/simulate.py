@@ -1,4 +1,4 @@
-r"""Simulation and plots of on-policy vs offline DPO (THEORY.md section 5: S2, S3, S4).
+r"""Simulation and plots of on-policy vs offline DPO (docs/theory.md section 5: S2, S3, S4).
 
 :func:`simulate_dpo` runs, for ``seeds`` replications derived from ``seed``,
 
