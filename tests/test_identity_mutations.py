@@ -147,7 +147,7 @@ def test_beyond_the_cap_the_instance_is_inconclusive_not_verified() -> None:
     # theta = 0 (point 1) has no sigmoid cancellation: its derivation and finite differences did run
     assert res.details["per_point"][1]["cancellation_digits"] == 1
     assert "derived_vs_closed_digits" in res.details["per_point"][1]
-    v = run_claim(identity_claim("E10", "E10", "THEORY.md E10", SPECS["E10"]), [_tiny_at(1e6)], OPTS)
+    v = run_claim(identity_claim("E10", "E10", "docs/theory.md E10", SPECS["E10"]), [_tiny_at(1e6)], OPTS)
     assert v.status == "inconclusive" and "not run" in v.message and v.details["not_run"]
     names = {c["name"] for c in v.details["checks"]}
     assert {"derived_vs_closed", "finite_difference", "theory_vs_numeric", "float64"} <= names

@@ -51,10 +51,12 @@ def plot_positive(ax: Any, x: list[float], y: list[float], fmt: str, label: str,
         import matplotlib.transforms as mtransforms
 
         trans = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
-        color = line.get_color() if line is not None else kw.get("color")
-        marker = fmt.rstrip("-.:") or "o"
+        # the zeros' marker and colour are the line's (a format letter such as "k" is a colour, not a marker)
+        fmt_color = next((c for c in fmt if c in "bgrcmykw"), None)
+        color = line.get_color() if line is not None else kw.get("color", fmt_color)
+        marker = next((c for c in fmt if c in "os^v<>Dd*+xph"), "o")
         ax.plot(
-            zeros, [0.0] * len(zeros), marker, transform=trans, clip_on=False, ms=8, mfc="none",
+            zeros, [0.0] * len(zeros), ls="none", marker=marker, transform=trans, clip_on=False, ms=8, mfc="none",
             color=color, label=f"{label if line is None else label.split(' (')[0]}: exactly 0{zero_note} (bottom edge)",
         )
 
