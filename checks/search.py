@@ -165,6 +165,9 @@ class Target:
     seeds: Callable[[], list[tuple[Instance, list[float]]]] = lambda: []
     spec: Mapping[str, Any] | None = None  # a claims-file inequality
     shapes: tuple[tuple[int, int, int], ...] = SHAPES
+    #: constants fixed while certifying a candidate, so that only the searched side can refute
+    #: (I1: lower_factor = 0, the lower side then holds trivially)
+    fixed: Mapping[str, str] = field(default_factory=dict)
 
 
 #: largest condition number of a pencil's B (and of a solved matrix) the surrogate trusts in float64
@@ -331,7 +334,7 @@ def _i6_seeds() -> list[tuple[Instance, list[float]]]:
 
 _BUILTIN: dict[str, Target] = {
     "I1": Target("I1", "lambda_max(I_q(theta), beta^2 Sigma_q) (upper constant)", "upper", lambda d: 2 * d,
-                 _i1_ratio, KNOWN_SUPREMA["I1"], _i1_seeds),
+                 _i1_ratio, KNOWN_SUPREMA["I1"], _i1_seeds, fixed={"lower_factor": "0"}),
     "I2": Target("I2", "log C / log C_inf, C = C_Sigma or C_I (exponent)", "exponent", lambda d: d,
                  _i2_ratio, KNOWN_SUPREMA["I2"], _i2_seeds),
     "I3": Target("I3", "|log pi_theta' - log pi_theta| / (D_x ||theta' - theta||) (lipschitz)", "lipschitz",
@@ -518,7 +521,7 @@ def certify_witness(
     """The largest rational c of a descending ladder below ``estimate`` (refined by bisection) at which the
     claim's certified check, replaying ``params`` on ``inst`` with its constant set to c, is ``refuted``:
     a certified ``sup ratio > c``. Returns (c or None, the refuting result, checks run)."""
-    base = dict(constants or {})
+    base = {**dict(constants or {}), **target.fixed}
     runs = 0
 
     def refuted(c: Fraction) -> InstanceResult | None:

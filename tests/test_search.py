@@ -250,3 +250,17 @@ def test_a_stated_constant_in_the_instance_symbols() -> None:
         S.search("I6", max_evals=10, constants={"exponent": "2"})
     with pytest.raises(InvalidInput, match="constants.I6.factor"):
         S.search("I6", max_evals=10, constants={"factor": "__import__('os')"})
+
+
+def test_i1_certifies_the_upper_side_only() -> None:
+    """A false lower_factor must not make the search certify a larger 'upper' constant: the candidate
+    checks fix lower_factor = 0, so only the upper side can refute."""
+    r = S.search("I1", max_evals=1200, seed=0, constants={"lower_factor": "100"})
+    assert r.constant is not None and r.constant <= Fraction(1, 4)
+    assert r.beaten  # the stated claim (lower_factor 100) is false, and the counterexample says so
+    # an inflated estimate (0.4 > 1/4) with the false lower_factor: the lower side refutes every candidate
+    # unless it is fixed; with it fixed, nothing above the true value is certified
+    t = S.target_for("I1")
+    inst = Instance.from_dict(r.witness["instance"])
+    c, _, _ = S.certify_witness(t, get("I1"), inst, r.witness["parameters"], 0.4, constants={"lower_factor": "100"}, dps=30)
+    assert c is None or c <= Fraction(1, 4)
