@@ -35,7 +35,7 @@ A certified path that does not certify the exact optimum makes the benchmark fai
 answer is not a result). BLAS runs single-threaded unless ``--threads N`` is given: on a shared
 machine thread contention distorts the ratios; the load average is printed with the table.
 
-Run: python benchmarks/bench_certified.py [--only SUBSTR] [--repeat R] [--json PATH] [--threads N]
+Run: python benchmarks/bench_certified.py [--only SUBSTR[,SUBSTR...]] [--repeat R] [--json PATH] [--threads N]
      [--cvxpy-max-pairs N]
 """
 
@@ -397,13 +397,15 @@ def run(workloads: list[Workload], repeat: int, cvxpy_max_pairs: int) -> list[di
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default=None, help="run the workloads whose name contains SUBSTR")
+    ap.add_argument("--only", default=None,
+                    help="run the workloads whose name contains SUBSTR (comma-separated: any of them)")
     ap.add_argument("--repeat", type=int, default=3, help="best of R runs per path (default 3; one run above 10 s)")
     ap.add_argument("--json", metavar="PATH", default=None, help="write the rows as JSON")
     ap.add_argument("--threads", default="1", help="BLAS threads (default 1)")
     ap.add_argument("--cvxpy-max-pairs", type=int, default=5000, help="skip CVXPY above this |Z| (default 5000)")
     a = ap.parse_args(argv)
-    chosen = [w for w in WORKLOADS if a.only is None or a.only in w.name]
+    subs = None if a.only is None else [t for t in a.only.split(",") if t]
+    chosen = [w for w in WORKLOADS if subs is None or any(t in w.name for t in subs)]
     if not chosen:
         ap.error(f"no workload matches {a.only!r}: {', '.join(w.name for w in WORKLOADS)}")
     rows = run(chosen, max(1, a.repeat), a.cvxpy_max_pairs)
