@@ -3,8 +3,9 @@ and Rump's verified positive-definiteness test, escalating to Arb when the margi
 
 What is computed where:
 
-* transcendental values (log pi_ref, the log-sum-exp of the policy, e^{beta s - M} for sigma') are
-  Arb balls (python-flint), O(m K) of them, converted to float64 intervals [lo, hi] (outward);
+* transcendental values (e^{s - M} and log sum_y pi_ref e^{s - M} of the policy, e^{beta s - M} for
+  sigma') are Arb balls (python-flint, at :data:`TIER_PREC` bits), O(m K) of them, converted to float64
+  intervals [lo, hi] (outward);
 * everything else, in particular the O(m K^2 d^2) Gram sums of the Laplacian form E17
   (:math:`\Sigma_q` and :math:`I_q(t)`), is float64 (numpy, BLAS), with a rigorous *a-priori* bound
   on the rounding error: the result is a :class:`FloatSym` (M, delta), M a symmetric float matrix and
