@@ -3,8 +3,9 @@ and Rump's verified positive-definiteness test, escalating to Arb when the margi
 
 What is computed where:
 
-* transcendental values (log pi_ref, the log-sum-exp of the policy, e^{beta s - M} for sigma') are
-  Arb balls (python-flint), O(m K) of them, converted to float64 intervals [lo, hi] (outward);
+* transcendental values (e^{s - M} and log sum_y pi_ref e^{s - M} of the policy, e^{beta s - M} for
+  sigma') are Arb balls (python-flint, at :data:`TIER_PREC` bits), O(m K) of them, converted to float64
+  intervals [lo, hi] (outward);
 * everything else, in particular the O(m K^2 d^2) Gram sums of the Laplacian form E17
   (:math:`\Sigma_q` and :math:`I_q(t)`), is float64 (numpy, BLAS), with a rigorous *a-priori* bound
   on the rounding error: the result is a :class:`FloatSym` (M, delta), M a symmetric float matrix and
@@ -40,9 +41,11 @@ House rule: imports only numpy, python-flint and :mod:`proofs_numeric.certify`.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -72,11 +75,44 @@ TIER_FLOAT = "certified-float"
 TIER_ARB = "certified-arb"
 
 
+_GAMMA: dict[tuple[int, float], float] = {}
+
+
 def gamma(n: int) -> float:
     r""":math:`\gamma_n = nu/(1-nu)` rounded up (Higham Lemma 3.1)."""
-    if n * U >= 0.25:
-        raise ValueError(f"gamma_n needs n u < 1/4, got n={n}")
-    return up(up(n * U) / dn(1.0 - n * U))
+    key = (n, U)
+    g = _GAMMA.get(key)
+    if g is None:
+        if n * U >= 0.25:
+            raise ValueError(f"gamma_n needs n u < 1/4, got n={n}")
+        g = _GAMMA[key] = float(up(up(n * U) / dn(1.0 - n * U)))
+    return g
+
+
+_QUIET_DEPTH = [0]
+_NULL = contextlib.nullcontext()
+
+
+def _quiet(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``fn`` with numpy's floating-point warnings silenced (inf / nan are checked explicitly), entering
+    ``np.errstate`` once per outermost call."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kw: Any) -> Any:
+        if _QUIET_DEPTH[0]:
+            return fn(*args, **kw)
+        _QUIET_DEPTH[0] += 1
+        try:
+            with _nowarn():
+                return fn(*args, **kw)
+        finally:
+            _QUIET_DEPTH[0] -= 1
+
+    return wrapper
+
+
+def _nowarn() -> Any:
+    return _NULL if _QUIET_DEPTH[0] else np.errstate(all="ignore")
 
 
 def up(x: Any) -> Any:
@@ -89,9 +125,16 @@ def dn(x: Any) -> Any:
     return np.nextafter(x, -np.inf)
 
 
+_GROW: dict[tuple[int, float], float] = {}
+
+
 def _grow(k: int) -> float:
     """A factor >= (1 - u)^{-k}: covers k roundings of a float evaluation of a nonnegative expression."""
-    return float(up(1.0 + 2.0 * gamma(k + 2)))
+    key = (k, U)
+    g = _GROW.get(key)
+    if g is None:
+        g = _GROW[key] = float(up(1.0 + 2.0 * gamma(k + 2)))
+    return g
 
 
 # ------------------------------------------------------------------ self-test
@@ -117,7 +160,7 @@ def rounding_selftest(force: bool = False) -> tuple[bool, str]:
 
     res: tuple[bool, str] = (True, "IEEE 754 binary64, round to nearest, gradual underflow, BLAS/LAPACK checked")
     one = np.array([1.0])
-    with np.errstate(all="ignore"):
+    with _nowarn():
         if not (sys.float_info.mant_dig == 53 and sys.float_info.radix == 2 and np.finfo(np.float64).nmant == 52):
             res = fail("float64 is not IEEE binary64")
         elif not ((one + U)[0] == 1.0 and (one + 3 * U)[0] == 1.0 + 4 * U and (one + U * (1.0 + 2.0**-50))[0] == 1.0 + 2 * U):
@@ -244,12 +287,13 @@ def _recheck_end_to_end(ctx: FloatCtx, pol: PolicyIv, sp: SigmaPrime | None, S: 
 
 
 # ------------------------------------------------------------------ balls <-> intervals
+@_quiet
 def ball_to_interval(balls: Sequence[arb]) -> tuple[F, F]:
     """Float arrays (lo, hi) with lo <= every point of ball i <= hi (outward; any float conversion
     of the midpoint within one ulp is covered). Non-finite balls give (-inf, inf)."""
     mids = np.array([float(b.mid()) for b in balls], dtype=np.float64)
     rads = np.array([float(b.rad()) for b in balls], dtype=np.float64)
-    with np.errstate(all="ignore"):
+    with _nowarn():
         r = up(up(rads))
         lo = dn(dn(dn(mids) - r))
         hi = up(up(up(mids) + r))
@@ -263,6 +307,29 @@ def arb_mat_of(M: F) -> Any:
     from flint import arb_mat
 
     return arb_mat([[arb(float(v)) for v in row] for row in np.asarray(M, dtype=np.float64).tolist()])
+
+
+#: Arb precision of the tier's transcendental evaluations (any precision is rigorous; 64 bits gives radii
+#: about 1e-19 relative, far below the float64 rounding bounds)
+TIER_PREC = 64
+
+
+@_quiet
+def _fn_intervals(lo: F, hi: F, shift: F | float, fn: str) -> tuple[F, F]:
+    """Float intervals of fn(x - shift) (fn = "exp" or "log") for every x in [lo, hi] (arrays, same shape),
+    by Arb at :data:`TIER_PREC` bits: one ball per entry, built as (mid, rad) with rad covering the interval."""
+    shp = lo.shape
+    with _nowarn():
+        mid = 0.5 * (lo + hi)
+        rad = up(np.maximum(up(hi - mid), up(mid - lo)))
+    sh = np.zeros(shp) + np.asarray(shift, dtype=np.float64)
+    out = []
+    with arb_prec(TIER_PREC):
+        for m_, r_, s_ in zip(mid.ravel().tolist(), rad.ravel().tolist(), sh.ravel().tolist()):
+            x = arb(m_, r_) - s_ if s_ != 0.0 else arb(m_, r_)
+            out.append(x.exp() if fn == "exp" else x.log())
+    a, b = ball_to_interval(out)
+    return a.reshape(shp), b.reshape(shp)
 
 
 def interval_to_ball(lo: float, hi: float) -> arb:
@@ -290,6 +357,7 @@ def _rowsum_norm_up(R: F, k: int) -> float:
     return float(up(float(R.sum(axis=1).max()) * _grow(k)))
 
 
+@_quiet
 def pd_certify(S: FloatSym) -> tuple[bool, str]:
     r"""Is every symmetric matrix within ``S.delta`` (spectral norm) of ``S.M`` positive definite?
 
@@ -322,7 +390,7 @@ def pd_certify(S: FloatSym) -> tuple[bool, str]:
         return False, "shift overflows"
     Ms = M.copy()
     idx = np.arange(n)
-    with np.errstate(all="ignore"):
+    with _nowarn():
         Ms[idx, idx] = dn(diag - c)
     if np.any(Ms[idx, idx] <= 0):
         return False, f"the shift {c:.3g} (rounding bound) exceeds a diagonal entry"
@@ -341,7 +409,7 @@ def _sub_scaled(A: FloatSym, B: FloatSym, c: float) -> FloatSym:
     r"""c B - A (c >= 0 a float) with its bound: c delta_B + delta_A + the rounding of the float evaluation
     (each entry: u |c B| + u |result|, + eta)."""
     n = A.M.shape[0]
-    with np.errstate(all="ignore"):
+    with _nowarn():
         cB = c * B.M
         M = cB - A.M
         M = 0.5 * (M + M.T)  # exact: M is symmetric already (c*b_ij = c*b_ji, commutative rounding)
@@ -351,6 +419,7 @@ def _sub_scaled(A: FloatSym, B: FloatSym, c: float) -> FloatSym:
     return FloatSym(M, delta)
 
 
+@_quiet
 def loewner_certify(A: FloatSym, B: FloatSym, c: float) -> tuple[bool, str]:
     r"""Certify :math:`A_{exact} \prec c\,B_{exact}` (c B - A positive definite) for the float c >= 0."""
     if not (c >= 0 and math.isfinite(c)):
@@ -362,7 +431,7 @@ def _rayleigh(A: FloatSym, v: F) -> tuple[float, float]:
     """(lo, hi) with lo <= v^T A_exact v <= hi for the float vector v (v exact)."""
     d = v.shape[0]
     av = np.abs(v)
-    with np.errstate(all="ignore"):
+    with _nowarn():
         q = float(v @ (A.M @ v))
         absq = float(av @ (np.abs(A.M) @ av))
         vv = float(v @ v)
@@ -387,6 +456,7 @@ class FloatBracket:
         return GenEig(arb(self.lo), arb(self.hi), True, self.estimate, self.vector)
 
 
+@_quiet
 def gen_eig_bracket(A: FloatSym, B: FloatSym, target: float | None = None) -> tuple[FloatBracket | None, str]:
     r"""Certified bracket of :math:`\lambda_{max}(A_{exact}, B_{exact})` in the float tier, or (None, why).
 
@@ -419,12 +489,12 @@ def gen_eig_bracket(A: FloatSym, B: FloatSym, target: float | None = None) -> tu
     dlo, dhi = _rayleigh(B, v)
     if not dlo > 0:
         return None, "v'Bv not certified positive"
-    with np.errstate(all="ignore"):
+    with _nowarn():
         lo = float(dn(nlo / dhi)) if nlo >= 0 else float(dn(nlo / dlo))
         centre = float((nlo + nhi) / (dlo + dhi))
     scale = max(abs(centre), 1e-300)
     tried: list[float] = []
-    ladder = (44, 38, 32, 26, 20, 14, 8, 4, 2, 1, 0)
+    ladder = (44, 36, 28, 20, 12, 6, 2, 0)
     how = "float64 Rayleigh quotient and Rump PD test"
 
     def level(kk: int) -> float:
@@ -436,7 +506,8 @@ def gen_eig_bracket(A: FloatSym, B: FloatSym, target: float | None = None) -> tu
             break
         tried.append(c)
         if loewner_certify(A, B, c)[0]:
-            if i > 0:  # bisect the exponent between the last failure and this success
+            if i > 0 and kk < 28:  # bisect the exponent between the last failure and this success (the
+                # bracket is then wider than 2^-28 relative: worth a few more Cholesky factorizations)
                 k_fail, k_ok = ladder[i - 1], kk
                 while k_fail - k_ok > 1:
                     mid = (k_fail + k_ok) // 2
@@ -456,7 +527,7 @@ def gen_eig_bracket(A: FloatSym, B: FloatSym, target: float | None = None) -> tu
 # ------------------------------------------------------------------ the Laplacian Gram sums (E17)
 class FloatCtx:
     """Per-instance data of the float tier: centred features P (float, relative error <= u against the
-    exact P = phi - 1 c^T for the float centre c), and log pi_ref as float intervals (from Arb)."""
+    exact P = phi - 1 c^T for the float centre c)."""
 
     def __init__(self, inst: Instance):
         self.inst = inst
@@ -469,15 +540,13 @@ class FloatCtx:
         self.n = m * K
         self.colsum = float(self.absP.reshape(self.n, d).sum(axis=0).max()) if self.n else 0.0
         self.absphi = np.abs(phi)
-        lr = [arb(float(v)).log() for v in np.asarray(inst.pi_ref, dtype=np.float64).ravel()]
-        lo, hi = ball_to_interval(lr)
-        self.lref = (lo.reshape(m, K), hi.reshape(m, K))
+        self.pi_ref = np.asarray(inst.pi_ref, dtype=np.float64)
 
     def scores(self, theta: F) -> tuple[F, F]:
         """<theta, phi(x,y)> as float intervals (m, K): fl(phi theta) +- (gamma_d |phi||theta| + d eta)."""
         t = np.asarray(theta, dtype=np.float64)
         d = t.shape[0]
-        with np.errstate(all="ignore"):
+        with _nowarn():
             s = self.inst.phi @ t
             err = up(up(gamma(d) * _grow(d + 2) * (self.absphi @ np.abs(t))) + 2 * d * ETA)
             return dn(s - err), up(s + err)
@@ -485,54 +554,47 @@ class FloatCtx:
 
 @dataclass
 class PolicyIv:
-    """pi_theta as float intervals: probabilities (p_lo, p_hi) and log-probabilities (lp_lo, lp_hi), (m, K)."""
+    """pi_theta as float intervals: probabilities (p_lo, p_hi), (m, K); and, for log-ratios of two policies
+    (pi_ref cancels), the scores s = <theta, phi> as intervals, the float shifts M_x and log S_x as
+    intervals, with pi(y|x) = pi_ref(y|x) e^{s_y - M_x} / S_x."""
 
     p_lo: F
     p_hi: F
-    lp_lo: F
-    lp_hi: F
+    s_lo: F
+    s_hi: F
+    M: F
+    lS_lo: F
+    lS_hi: F
     theta: F
 
     def ok(self) -> bool:
-        return bool(np.all(np.isfinite(self.lp_lo)) and np.all(np.isfinite(self.lp_hi)))
-
-    def log_ball(self, x: int, y: int) -> arb:
-        return interval_to_ball(self.lp_lo[x, y], self.lp_hi[x, y])
+        return bool(np.all(np.isfinite(self.lS_lo)) and np.all(np.isfinite(self.lS_hi)))
 
 
 def _sum_bounds(lo: F, hi: F) -> tuple[F, F]:
     """Row sums of nonnegative intervals (last axis), outward: additions only (no underflow error)."""
     K = lo.shape[-1]
     g = _grow(K + 2)
-    with np.errstate(all="ignore"):
+    with _nowarn():
         return dn(lo.sum(axis=-1) / g), up(hi.sum(axis=-1) * g)
 
 
+@_quiet
 def policy_intervals(ctx: FloatCtx, theta: F) -> PolicyIv:
-    r"""pi_theta(y|x) and log pi_theta(y|x) as float intervals: a = log pi_ref + <theta, phi> (float
-    intervals), e = exp(a - M_x) by Arb (O(m K) balls), p = e / sum e and log p = a - (M_x + log sum e)."""
-    inst = ctx.inst
-    m, K = inst.m, inst.K
+    r"""pi_theta(y|x) as float intervals: s = <theta, phi> (float intervals), e = e^{s - M_x} by Arb (O(m K)
+    balls), q = pi_ref e (float, outward), p = q / sum q; log S_x = log sum q by Arb (m balls)."""
     s_lo, s_hi = ctx.scores(theta)
-    with np.errstate(all="ignore"):
-        a_lo, a_hi = dn(ctx.lref[0] + s_lo), up(ctx.lref[1] + s_hi)
-    M = np.where(np.isfinite(a_hi.max(axis=1)), a_hi.max(axis=1), 0.0)
-    balls = []
-    for x in range(m):
-        Mx = float(M[x])
-        for y in range(K):
-            balls.append((interval_to_ball(a_lo[x, y], a_hi[x, y]) - Mx).exp())
-    e_lo, e_hi = ball_to_interval(balls)
-    e_lo, e_hi = np.maximum(e_lo.reshape(m, K), 0.0), e_hi.reshape(m, K)
-    S_lo, S_hi = _sum_bounds(e_lo, e_hi)
-    LS = [arb(float(M[x])) + interval_to_ball(max(S_lo[x], 0.0), S_hi[x]).log() for x in range(m)]
-    LS_lo, LS_hi = ball_to_interval(LS)
-    with np.errstate(all="ignore"):
-        p_lo = np.maximum(dn(e_lo / S_hi[:, None]), 0.0)
-        p_hi = np.minimum(up(e_hi / np.maximum(S_lo, 0.0)[:, None]), 1.0)
-        lp_lo = dn(a_lo - LS_hi[:, None])
-        lp_hi = np.minimum(up(a_hi - LS_lo[:, None]), 0.0)
-    return PolicyIv(p_lo, p_hi, lp_lo, lp_hi, np.asarray(theta, dtype=np.float64))
+    M = np.where(np.isfinite(s_hi.max(axis=1)), s_hi.max(axis=1), 0.0)
+    e_lo, e_hi = _fn_intervals(s_lo, s_hi, M[:, None], "exp")
+    with _nowarn():
+        q_lo = np.maximum(dn(ctx.pi_ref * np.maximum(e_lo, 0.0)), 0.0)
+        q_hi = up(ctx.pi_ref * e_hi)
+    S_lo, S_hi = _sum_bounds(q_lo, q_hi)
+    lS_lo, lS_hi = _fn_intervals(np.maximum(S_lo, 0.0), S_hi, 0.0, "log")
+    with _nowarn():
+        p_lo = np.maximum(dn(q_lo / S_hi[:, None]), 0.0)
+        p_hi = np.minimum(up(q_hi / np.maximum(S_lo, 0.0)[:, None]), 1.0)
+    return PolicyIv(p_lo, p_hi, s_lo, s_hi, M, lS_lo, lS_hi, np.asarray(theta, dtype=np.float64))
 
 
 @dataclass
@@ -553,7 +615,7 @@ class WeightModel:
 
 def _rel_radius(pm: F, lo: F, hi: F) -> F:
     """Relative radii rho >= |p - pm| / pm for every p in [lo, hi] (pm > 0 required), rounded up."""
-    with np.errstate(all="ignore"):
+    with _nowarn():
         r = np.maximum(up(hi - pm), up(pm - lo)) / pm
         return np.asarray(up(r * (1.0 + 4 * U)))
 
@@ -562,6 +624,7 @@ def _mid(lo: F, hi: F) -> F:
     return np.asarray(0.5 * (lo + hi))
 
 
+@_quiet
 def laplacian_gram(ctx: FloatCtx, W: WeightModel) -> FloatSym:
     r"""Enclosure of :math:`G = \sum_x \sum_{y \ne y'} W_{x,yy'} z z^\top = 2\sum_x P_x^\top(\mathrm{diag}(W_x 1) - W_x)P_x`
     (E17) for every W of the :class:`WeightModel`.
@@ -580,7 +643,7 @@ def laplacian_gram(ctx: FloatCtx, W: WeightModel) -> FloatSym:
     idx = np.arange(K)
     Wm = W.Wm
     Wm[:, idx, idx] = 0.0
-    with np.errstate(all="ignore"):
+    with _nowarn():
         deg = Wm.sum(axis=2)
         T = deg[:, :, None] * P - np.matmul(Wm, P)
         G = P.reshape(n, d).T @ T.reshape(n, d)
@@ -631,6 +694,7 @@ def _policy_model(pol: PolicyIv) -> tuple[F, F] | None:
     return pm, np.asarray(up(r + up(0.5 * r * r)))
 
 
+@_quiet
 def pair_cov_enclosure(ctx: FloatCtx, pol: PolicyIv) -> FloatSym | None:
     r""":math:`\Sigma_{q_\pi} = \sum_x \rho(x)\sum_{y\ne y'}\pi(y|x)\pi(y'|x) z z^\top` (on-policy pairs);
     None when a probability underflows (then the caller escalates)."""
@@ -639,7 +703,7 @@ def pair_cov_enclosure(ctx: FloatCtx, pol: PolicyIv) -> FloatSym | None:
         return None
     pm, a = pa
     rho = np.asarray(ctx.inst.rho, dtype=np.float64)
-    with np.errstate(all="ignore"):
+    with _nowarn():
         Wm = (pm[:, :, None] * pm[:, None, :]) * rho[:, None, None]  # symmetric: commutative products
         c = float(up(2.0 * gamma(3)))  # the two roundings (relative), with the slack of a_y a_y'
         a = np.asarray(up(a * 1.01))
@@ -664,6 +728,7 @@ class SigmaPrime:
     t: F
 
 
+@_quiet
 def sigma_prime_weights(ctx: FloatCtx, t: F) -> SigmaPrime | None:
     r""":math:`\sigma'(\beta(s_y - s_{y'})) = r/(1+r)^2`, :math:`r = e_{min}/e_{max}`, with
     :math:`e_y = e^{\beta s_y - M}` from Arb (O(m K) balls, as float midpoints e_m and relative radii
@@ -671,29 +736,22 @@ def sigma_prime_weights(ctx: FloatCtx, t: F) -> SigmaPrime | None:
     (expand :math:`(1+\rho)(1+\rho')/(1-\max)^2`); the float evaluation of w(e_m) (4 roundings) adds
     :math:`\gamma_5 w + 2\eta`. None when some e underflows (escalate)."""
     inst = ctx.inst
-    m, K = inst.m, inst.K
     b = float(inst.beta)
     s_lo, s_hi = ctx.scores(t)
-    with np.errstate(all="ignore"):
+    with _nowarn():
         if b >= 0:
             u_lo, u_hi = dn(b * s_lo), up(b * s_hi)
         else:
             u_lo, u_hi = dn(b * s_hi), up(b * s_lo)
     M = np.where(np.isfinite(u_hi.max(axis=1)), u_hi.max(axis=1), 0.0)
-    balls = []
-    for x in range(m):
-        Mx = float(M[x])
-        for y in range(K):
-            balls.append((interval_to_ball(u_lo[x, y], u_hi[x, y]) - Mx).exp())
-    e_lo, e_hi = ball_to_interval(balls)
-    e_lo, e_hi = e_lo.reshape(m, K), e_hi.reshape(m, K)
+    e_lo, e_hi = _fn_intervals(u_lo, u_hi, M[:, None], "exp")
     if not np.all(e_lo > 2.0**-1000):
         return None
     em = _mid(e_lo, e_hi)
     rho_e = _rel_radius(em, e_lo, e_hi)
     if not np.all(rho_e < 1e-3):
         return None
-    with np.errstate(all="ignore"):
+    with _nowarn():
         A = em[:, :, None]
         B = em[:, None, :]
         r = np.minimum(A, B) / np.maximum(A, B)
@@ -701,6 +759,7 @@ def sigma_prime_weights(ctx: FloatCtx, t: F) -> SigmaPrime | None:
     return SigmaPrime(np.asarray(w), rho_e, np.asarray(t, dtype=np.float64))
 
 
+@_quiet
 def fisher_enclosure(ctx: FloatCtx, pol: PolicyIv, sp: SigmaPrime | None) -> FloatSym | None:
     r""":math:`I_{q_\pi}(t) = \beta^2\sum_x\rho(x)\sum_{y\ne y'}\pi\pi\,\sigma'(\beta\langle t, z\rangle) z z^\top`
     (E10) with the sigma' weights of :func:`sigma_prime_weights` at t; None (escalate) when a weight or
@@ -713,7 +772,7 @@ def fisher_enclosure(ctx: FloatCtx, pol: PolicyIv, sp: SigmaPrime | None) -> Flo
     pm, ap = pa
     b = float(ctx.inst.beta)
     rho = np.asarray(ctx.inst.rho, dtype=np.float64)
-    with np.errstate(all="ignore"):
+    with _nowarn():
         sc = rho * (b * b)  # (m,), two roundings
         Wm = ((pm[:, :, None] * pm[:, None, :]) * sp.w) * sc[:, None, None]  # symmetric by construction
         ew = np.asarray(up(3.1 * sp.rho_e))
@@ -731,9 +790,16 @@ def fisher_enclosure(ctx: FloatCtx, pol: PolicyIv, sp: SigmaPrime | None) -> Flo
     return res
 
 
+@_quiet
 def log_ratio_max(star: PolicyIv, pol: PolicyIv) -> arb:
-    """Enclosure of log C_inf = max_{x,y} (log pi* - log pi) from the two float-interval policies."""
-    with np.errstate(all="ignore"):
-        lo = dn(star.lp_lo - pol.lp_hi)
-        hi = up(star.lp_hi - pol.lp_lo)
+    r"""Enclosure of log C_inf = max_{x,y} (log pi* - log pi) from the two float-interval policies:
+    log pi*(y|x) - log pi(y|x) = (s*_y - s_y) - (M*_x - M_x) - (log S*_x - log S_x) (pi_ref cancels)."""
+    with _nowarn():
+        ds_lo = dn(star.s_lo - pol.s_hi).max(axis=1)
+        ds_hi = up(star.s_hi - pol.s_lo).max(axis=1)
+        dm_lo, dm_hi = dn(star.M - pol.M), up(star.M - pol.M)
+        lo = dn(dn(ds_lo - dm_hi) - up(star.lS_hi - pol.lS_lo))
+        hi = up(up(ds_hi - dm_lo) - dn(star.lS_lo - pol.lS_hi))
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        return arb("nan")
     return interval_to_ball(float(lo.max()), float(hi.max()))
