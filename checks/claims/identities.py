@@ -11,6 +11,8 @@ E17 uses the non-symmetric pair weights pi_theta(y) pi_ref(y') to exercise the s
 
 from __future__ import annotations
 
+import dataclasses
+import zlib
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
@@ -27,8 +29,10 @@ from theory.compiled import compiled
 from theory.derivation import Derivation, context_args, flatten_values
 from theory.symbols import context_symbols
 
-from ..crosscheck import IdentitySpec, fd_jacobian, identity_claim
-from ..registry import Claim
+from ..allsizes_eval import closed_forms, context_values, evaluate
+from ..crosscheck import IdentitySpec, crosscheck_instance, fd_jacobian, identity_aggregate, identity_claim
+from ..registry import Claim, InstanceResult, RunOptions
+from ..verdict import Verdict
 
 Factory = Callable[[int, int], Derivation]
 QFn = Callable[[Instance, Sequence[Any], int], list[Any]]
@@ -96,6 +100,51 @@ def theory_side(
                 else:
                     w = mpf(inst.rho[x])
                     acc = [w * v for v in vals] if acc is None else [a + w * v for a, v in zip(acc, vals)]
+            return out if reduce == "concat" else list(acc or [])
+
+    return side
+
+
+def allsizes_side(
+    cid: str,
+    shape: str,
+    *,
+    reduce: str = "concat",
+    q: QFn | None = None,
+    pairs: bool = False,
+    mutation: dict[str, Any] | None = None,
+) -> Callable[[Instance, Sequence[Any], int], list[Any]]:
+    """Evaluate the closed form proved for all K, d (theory.allsizes) on an instance of any size.
+
+    No per-size derivation: the one size-free expression is printed once and evaluated at the
+    instance's K and d (checks.allsizes_eval). ``shape`` as in :func:`checks.allsizes_eval.evaluate`;
+    ``pairs``: one value block per ordered pair y != y' and label o = +1, -1 (E5-E8).
+    """
+    mut = mutation or {}
+
+    def side(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
+        cfs = closed_forms(cid, **mut)
+        qq = q(inst, theta, dps) if q is not None else None
+        K, d = inst.K, inst.d
+        with mp.workdps(dps):
+            out: list[Any] = []
+            acc: list[Any] | None = None
+            for x in range(inst.m):
+                vals = context_values(inst, x, theta, qq[x] if qq is not None else None)
+                if pairs:
+                    cv: list[Any] = []
+                    for y in range(K):
+                        for yp in range(K):
+                            if y != yp:
+                                for cf in cfs:  # o = +1, -1
+                                    cv.extend(evaluate(cf, vals, shape, K, d, y=y, yp=yp))
+                else:
+                    cv = evaluate(cfs[0], vals, shape, K, d)
+                if reduce == "concat":
+                    out.extend(cv)
+                else:
+                    w = mpf(inst.rho[x])
+                    acc = [w * v for v in cv] if acc is None else [a + w * v for a, v in zip(acc, cv)]
             return out if reduce == "concat" else list(acc or [])
 
     return side
@@ -322,7 +371,7 @@ def _cov_float_cond(fn: Callable[[Instance, np.ndarray], Any]) -> Callable[[Inst
 def fisher_spec(weight: str = "sigma_prime") -> IdentitySpec:
     """The E10 spec; ``weight="sigma"`` substitutes a deliberately wrong closed form (for tests)."""
     return IdentitySpec(
-        theory=theory_side(tdpo.e10, "closed", reduce="sum", q=q_onpolicy, kwargs={"weight": weight}),
+        theory=allsizes_side("E10", "il", reduce="sum", q=q_onpolicy, mutation={"weight": weight}),
         numeric=_e10_numeric,
         derived=theory_side(tdpo.e10, "derived", reduce="sum", q=q_onpolicy, kwargs={"weight": weight}),
         floatpath=_e10_float,
@@ -333,37 +382,37 @@ def fisher_spec(weight: str = "sigma_prime") -> IdentitySpec:
 
 SPECS: dict[str, IdentitySpec] = {
     "E1": IdentitySpec(
-        theory=theory_side(tsm.e1, "closed"), derived=theory_side(tsm.e1, "derived"),
+        theory=allsizes_side("E1", "i"), derived=theory_side(tsm.e1, "derived"),
         numeric=_per_context(_e1_numeric), floatpath=lambda i, t: fast.mean_feature(i, t), fd=_e1_fd,
     ),
     "E2": IdentitySpec(
-        theory=theory_side(tsm.e2, "closed"), derived=theory_side(tsm.e2, "derived"),
+        theory=allsizes_side("E2", "il"), derived=theory_side(tsm.e2, "derived"),
         numeric=_per_context(M.feature_cov), floatpath=lambda i, t: fast.feature_cov(i, t), fd=_e2_fd,
         float_cond=_cov_float_cond(lambda i, t: fast.feature_cov(i, t)),
     ),
     "E3": IdentitySpec(
-        theory=theory_side(tsm.e3, "closed"), derived=theory_side(tsm.e3, "derived"),
+        theory=allsizes_side("E3", "yi"), derived=theory_side(tsm.e3, "derived"),
         numeric=_per_context(_e3_numeric),
         floatpath=lambda i, t: i.phi - fast.mean_feature(i, t)[:, None, :], fd=_e3_fd,
     ),
     "E4": IdentitySpec(
-        theory=theory_side(tsm.e4, "closed", reduce="sum"), derived=theory_side(tsm.e4, "derived", reduce="sum"),
+        theory=allsizes_side("E4", "scalar", reduce="sum"), derived=theory_side(tsm.e4, "derived", reduce="sum"),
         numeric=_e4_numeric, floatpath=_e4_float,
     ),
     "E5": IdentitySpec(
-        theory=theory_side(tdpo.e5, "closed"), derived=theory_side(tdpo.e5, "derived"),
+        theory=allsizes_side("E5", "scalar", pairs=True), derived=theory_side(tdpo.e5, "derived"),
         numeric=_e5_numeric, floatpath=_e5_float,
     ),
     "E6": IdentitySpec(
-        theory=theory_side(tdpo.e6, "closed"), derived=theory_side(tdpo.e6, "derived"),
+        theory=allsizes_side("E6", "i", pairs=True), derived=theory_side(tdpo.e6, "derived"),
         numeric=_e6_numeric, floatpath=_e6_float, fd=_e6_fd,
     ),
     "E7": IdentitySpec(
-        theory=theory_side(tdpo.e7, "closed"), derived=theory_side(tdpo.e7, "derived"),
+        theory=allsizes_side("E7", "il", pairs=True), derived=theory_side(tdpo.e7, "derived"),
         numeric=_e7_numeric, floatpath=_e7_float, fd=_e7_fd,
     ),
     "E8": IdentitySpec(
-        theory=theory_side(tdpo.e8, "closed"), derived=theory_side(tdpo.e8, "derived"),
+        theory=allsizes_side("E8", "i", pairs=True), derived=theory_side(tdpo.e8, "derived"),
         numeric=_e8_numeric, floatpath=_e6_float, fd=_e6_fd,
     ),
     "E9": IdentitySpec(
@@ -372,16 +421,16 @@ SPECS: dict[str, IdentitySpec] = {
     ),
     "E10": fisher_spec(),
     "E11": IdentitySpec(
-        theory=theory_side(tdpo.e11, "closed", reduce="sum", q=q_onpolicy),
+        theory=allsizes_side("E11", "il", reduce="sum", q=q_onpolicy),
         derived=theory_side(tdpo.e11, "derived", reduce="sum", q=q_onpolicy),
         numeric=_e11_numeric, floatpath=_e11_float, float_cond=_cov_float_cond(_e11_float),
     ),
     "E12": IdentitySpec(
-        theory=theory_side(tdpo.e12, "closed", reduce="sum"), derived=theory_side(tdpo.e12, "derived", reduce="sum"),
+        theory=allsizes_side("E12", "il", reduce="sum"), derived=theory_side(tdpo.e12, "derived", reduce="sum"),
         numeric=_e12_numeric, floatpath=_e12_float, float_cond=_cov_float_cond(_e12_float),
     ),
     "E17": IdentitySpec(
-        theory=theory_side(tdpo.e17, "closed", reduce="sum", q=q_mixed),
+        theory=allsizes_side("E17", "il", reduce="sum", q=q_mixed),
         derived=theory_side(tdpo.e17, "derived", reduce="sum", q=q_mixed),
         numeric=_e17_numeric, floatpath=_e17_float, float_cond=_cov_float_cond(_e17_float),
     ),
@@ -427,7 +476,143 @@ def _relation(cid: str) -> Callable[[], Any]:
     return build
 
 
-CLAIMS: list[Claim] = [
-    identity_claim(cid, STATEMENTS[cid][0], STATEMENTS[cid][1], spec, relation=_relation(cid), hypotheses=HYPOTHESES.get(cid, ()))
-    for cid, spec in SPECS.items()
-]
+#: sizes at which the per-size concrete derivation (explicit component symbols) still runs, as a
+#: second symbolic route checked against the all-sizes closed form; beyond them only the closed form
+#: proved for all K, d is evaluated (no per-size SymPy work)
+PER_SIZE_MAX_K = 3
+PER_SIZE_MAX_D = 2
+
+
+def route(inst: Instance) -> str:
+    """Which symbolic route the cross-check of an instance of this size uses."""
+    if inst.K <= PER_SIZE_MAX_K and inst.d <= PER_SIZE_MAX_D:
+        return "all-sizes closed form + per-size derivation"
+    return "all-sizes closed form"
+
+
+def fd_directional(
+    f: Callable[[Instance, Sequence[Any], int], list[Any]],
+    jac: Callable[[Instance, Sequence[Any], int], list[Any]],
+    *,
+    at_star: bool = False,
+    directions: int = 2,
+) -> Callable[[Instance, Sequence[Any], int], tuple[list[Any], list[Any]]]:
+    """Finite differences along random unit directions v: mpmath.diff of s -> f(theta + s v) at 0 against J v.
+
+    ``jac`` is the analytic Jacobian of ``f``, flat row-major (outputs x d). A wrong J is caught along a
+    random direction with probability one; the cost is 2 evaluations of f per direction instead of 2 d
+    (the full Jacobian of :func:`fd_jacobian`). Directions are seeded by the instance's name.
+    """
+
+    def fd(inst: Instance, theta: Sequence[Any], dps: int) -> tuple[list[Any], list[Any]]:
+        base = inst.theta_star.tolist() if at_star else list(theta)
+        rng = np.random.default_rng([zlib.crc32(inst.name.encode()), inst.d])
+        J = jac(inst, theta, dps)
+        d = inst.d
+        fdv: list[Any] = []
+        an: list[Any] = []
+        with mp.workdps(dps):
+            th = [mpf(t) for t in base]
+            for _ in range(directions):
+                u = rng.standard_normal(d)
+                vm = [mpf(float(c)) for c in u / np.linalg.norm(u)]
+                cache: dict[tuple[Any, ...], list[Any]] = {}
+
+                def g(s: Any, vm: list[Any] = vm, cache: dict[tuple[Any, ...], list[Any]] = cache) -> list[Any]:
+                    key = (mp.prec, s)
+                    if key not in cache:
+                        cache[key] = f(inst, [a + s * b for a, b in zip(th, vm)], max(20, mp.dps))
+                    return cache[key]
+
+                for k in range(len(J) // d):
+                    fdv.append(mp.diff(lambda s, k=k, g=g: g(s)[k], mpf(0)))
+                    an.append(mp.fsum(mpf(J[k * d + j]) * vm[j] for j in range(d)))
+        return fdv, an
+
+    return fd
+
+
+def _ctx_cat(fn: Callable[[Instance, Sequence[Any], int, int], Any]) -> Callable[[Instance, Sequence[Any], int], list[Any]]:
+    return _per_context(fn)
+
+
+#: claim -> the directional finite-difference check used beyond the per-size sizes
+DIRECTIONAL_FD: dict[str, Callable[[Instance, Sequence[Any], int], tuple[list[Any], list[Any]]]] = {
+    "E1": fd_directional(_ctx_cat(lambda i, t, x, p: [M.log_partition(i, t, x, p)]), _per_context(_e1_numeric)),
+    "E2": fd_directional(_per_context(_e1_numeric), _per_context(M.feature_cov)),
+    "E3": fd_directional(_ctx_cat(lambda i, t, x, p: M.log_policy(i, t, x, p)), _per_context(_e3_numeric)),
+    "E6": fd_directional(lambda i, t, p: _e5_numeric(i, t, p), lambda i, t, p: _e6_numeric(i, t, p)),
+    "E7": fd_directional(lambda i, t, p: _e6_numeric(i, t, p), lambda i, t, p: _e7_numeric(i, t, p)),
+    "E8": fd_directional(lambda i, t, p: _e5_numeric(i, t, p), lambda i, t, p: _e6_numeric(i, t, p)),
+}
+
+
+def _e9_dir_fd(inst: Instance, theta: Sequence[Any], dps: int) -> tuple[list[Any], list[Any]]:
+    q = q_onpolicy(inst, theta, dps)
+
+    def f(i: Instance, t: Sequence[Any], p: int) -> list[Any]:
+        return [M.population_loss(i, q, t, p)]
+
+    def zero(i: Instance, t: Sequence[Any], p: int) -> list[Any]:
+        with mp.workdps(p):
+            return [mpf(0)] * i.d
+
+    return fd_directional(f, zero, at_star=True)(inst, theta, dps)
+
+
+def _e10_dir_fd(inst: Instance, theta: Sequence[Any], dps: int) -> tuple[list[Any], list[Any]]:
+    q = q_onpolicy(inst, theta, dps)
+
+    def f(i: Instance, t: Sequence[Any], p: int) -> list[Any]:
+        return list(M.population_grad(i, q, t, p))
+
+    def hess(i: Instance, t: Sequence[Any], p: int) -> list[Any]:
+        return _flat(M.population_hess(i, q, t, p))
+
+    return fd_directional(f, hess)(inst, theta, dps)
+
+
+DIRECTIONAL_FD["E9"] = _e9_dir_fd
+DIRECTIONAL_FD["E10"] = _e10_dir_fd
+
+
+def spec_for(spec: IdentitySpec, inst: Instance, cid: str | None = None) -> IdentitySpec:
+    """``spec`` on this instance's route: the per-size derivation only where it is cheap (K <= 3, d <= 2);
+    beyond, no per-size derivation and the finite differences along random directions."""
+    if route(inst) == "all-sizes closed form":
+        fd = DIRECTIONAL_FD.get(cid or "", spec.fd) if spec.fd is not None else None
+        return dataclasses.replace(spec, derived=None, fd=fd)
+    return spec
+
+
+def _route_text(cid: str, inst: Instance, spec: IdentitySpec) -> str:
+    proof = f"closed form proved for all K, d (prefcheck derive {cid} --all-sizes), evaluated at K={inst.K}, d={inst.d}"
+    if cid == "E9":
+        proof = f"closed form 0 proved for all K, d (prefcheck derive {cid} --all-sizes)"
+    if spec.derived is None:
+        return proof + "; no per-size derivation; finite differences along 2 random directions"
+    return proof + f"; per-size derivation (explicit components, K={inst.K}, d={inst.d}) checked against it"
+
+
+def routed_claim(cid: str, spec: IdentitySpec) -> Claim:
+    """The registry record of identity ``cid``: :func:`crosscheck_instance` on the instance's route."""
+
+    def check(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
+        sp_ = spec_for(spec, inst, cid)
+        res = crosscheck_instance(sp_, inst, opts)
+        res.details["route"] = route(inst)
+        res.details["route_detail"] = _route_text(cid, inst, sp_)
+        return res
+
+    def aggregate(claim: Claim, results: list[InstanceResult], opts: RunOptions) -> Verdict:
+        v = identity_aggregate(claim, results, opts)
+        v.details["routes"] = {r.instance: r.details.get("route") for r in results if r.details.get("route")}
+        return v
+
+    base = identity_claim(
+        cid, STATEMENTS[cid][0], STATEMENTS[cid][1], spec, relation=_relation(cid), hypotheses=HYPOTHESES.get(cid, ())
+    )
+    return dataclasses.replace(base, check=check, aggregate=aggregate)
+
+
+CLAIMS: list[Claim] = [routed_claim(cid, spec) for cid, spec in SPECS.items()]
