@@ -183,7 +183,7 @@ def evaluate(cf: ClosedForm, values: list[Any], shape: str, K: int, d: int, **in
         return [mpf(out)]
     if shape == "i":
         v[9] = np.arange(d).view(_Arr)
-        full = (d,)
+        full: tuple[int, ...] = (d,)
     elif shape == "il":
         v[9], v[10] = np.arange(d).reshape(d, 1).view(_Arr), np.arange(d).reshape(1, d).view(_Arr)
         full = (d, d)
