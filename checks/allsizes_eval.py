@@ -194,3 +194,26 @@ def evaluate(cf: ClosedForm, values: list[Any], shape: str, K: int, d: int, **in
         raise ValueError(f"shape must be scalar, i, il or yi, got shape={shape!r}")
     res = np.broadcast_to(np.asarray(cf(v), dtype=object), full)
     return [mpf(e) for e in res.ravel()]
+
+
+def evaluate_pairs(cf: ClosedForm, values: list[Any], shape: str, K: int, d: int) -> np.ndarray:
+    """``cf`` for every pair (y, y') at once: an object array of shape (K, K, d or 1, d or 1).
+
+    y and y' are integer arrays too (one evaluation per context instead of one per pair);
+    ``shape`` is "scalar", "i" or "il" as in :func:`evaluate`. Entry [y, y'] is that pair's block.
+    """
+    v = list(values)
+    v[11] = np.arange(K).reshape(K, 1, 1, 1).view(_Arr)
+    v[12] = np.arange(K).reshape(1, K, 1, 1).view(_Arr)
+    if shape == "scalar":
+        full: tuple[int, ...] = (K, K, 1, 1)
+    elif shape == "i":
+        v[9] = np.arange(d).reshape(1, 1, d, 1).view(_Arr)
+        full = (K, K, d, 1)
+    elif shape == "il":
+        v[9] = np.arange(d).reshape(1, 1, d, 1).view(_Arr)
+        v[10] = np.arange(d).reshape(1, 1, 1, d).view(_Arr)
+        full = (K, K, d, d)
+    else:
+        raise ValueError(f"shape must be scalar, i or il for pairs, got shape={shape!r}")
+    return np.broadcast_to(np.asarray(cf(v), dtype=object), full)

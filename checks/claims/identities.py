@@ -29,7 +29,7 @@ from theory.compiled import compiled
 from theory.derivation import Derivation, context_args, flatten_values
 from theory.symbols import context_symbols
 
-from ..allsizes_eval import closed_forms, context_values, evaluate
+from ..allsizes_eval import closed_forms, context_values, evaluate, evaluate_pairs
 from ..crosscheck import IdentitySpec, crosscheck_instance, fd_jacobian, identity_aggregate, identity_claim
 from ..registry import Claim, InstanceResult, RunOptions
 from ..verdict import Verdict
@@ -132,12 +132,20 @@ def allsizes_side(
             for x in range(inst.m):
                 vals = context_values(inst, x, theta, qq[x] if qq is not None else None)
                 if pairs:
+                    # o = +1, -1 (E7's two closed forms are the same expression: evaluated once)
+                    done: dict[int, Any] = {}
+                    blocks = []
+                    for n, cf in enumerate(cfs):
+                        same = next((m for m in done if cfs[m].expr == cf.expr), None)
+                        blk = done[same] if same is not None else evaluate_pairs(cf, vals, shape, K, d)
+                        done.setdefault(n, blk)
+                        blocks.append(blk)
                     cv: list[Any] = []
                     for y in range(K):
                         for yp in range(K):
                             if y != yp:
-                                for cf in cfs:  # o = +1, -1
-                                    cv.extend(evaluate(cf, vals, shape, K, d, y=y, yp=yp))
+                                for blk in blocks:
+                                    cv.extend(mpf(e) for e in blk[y, yp].ravel())
                 else:
                     cv = evaluate(cfs[0], vals, shape, K, d)
                 if reduce == "concat":
@@ -240,7 +248,20 @@ def _e4_float(inst: Instance, theta: np.ndarray) -> list[float]:
 
 # =============================================================== E5-E8
 def _e5_numeric(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
-    return [M.dpo_loss_from_policy(inst, theta, x, y, yp, o, dps) for x, y, yp, o in _pairs_labels(inst)]
+    """M.dpo_loss_from_policy for every pair and label, with the log-policy of a context computed once
+    (the same formula: -log sigma(o beta [log pi/pi_ref (y) - log pi/pi_ref (y')]))."""
+    out: list[Any] = []
+    with mp.workdps(dps):
+        b = mpf(inst.beta)
+        for x in range(inst.m):
+            lp = M.log_policy(inst, theta, x, dps)
+            lr = [lp[y] - mp.log(mpf(inst.pi_ref[x, y])) for y in range(inst.K)]
+            for y in range(inst.K):
+                for yp in range(inst.K):
+                    if y != yp:
+                        for o in (1, -1):
+                            out.append(-M.log_sigmoid(o * b * (lr[y] - lr[yp])))
+    return out
 
 
 def _e5_float(inst: Instance, theta: np.ndarray) -> list[float]:
