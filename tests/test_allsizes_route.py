@@ -111,3 +111,17 @@ def test_w1_identities_verified() -> None:
     for cid in ("E5", "E6", "E7", "E9", "E10", "E11", "E12", "E17"):
         v = run_claim(get(cid), [inst], RunOptions(dps=50))
         assert v.status == "verified", (cid, v.details.get("failures"))
+
+
+def test_directional_derivative_is_mpmath_diff() -> None:
+    def f(t: list[Any], p: int) -> list[Any]:
+        with mp.workdps(p):
+            return [mp.exp(t[0] * t[1]), mp.sin(t[0]) + t[1] ** 3]
+
+    theta, v = [mpf("0.3"), mpf("-0.8")], [mpf("0.6"), mpf("0.8")]
+    with mp.workdps(40):
+        got = I.directional_derivative(f, theta, v)
+        for k in range(2):
+            ref = mp.diff(lambda s, k=k: f([theta[0] + s * v[0], theta[1] + s * v[1]], mp.dps)[k], 0)
+            assert abs(got[k] - ref) <= abs(ref) * mpf(10) ** -38
+    assert mp.dps == 15
