@@ -125,3 +125,15 @@ def test_directional_derivative_is_mpmath_diff() -> None:
             ref = mp.diff(lambda s, k=k: f([theta[0] + s * v[0], theta[1] + s * v[1]], mp.dps)[k], 0)
             assert abs(got[k] - ref) <= abs(ref) * mpf(10) ** -38
     assert mp.dps == 15
+
+
+def test_e15_routes_and_a_wrong_factor_on_the_all_sizes_route() -> None:
+    from checks.claims import distill as D
+
+    claim = get("E15")
+    big = D.check_e15(claim, preset("generic"), OPTS)
+    assert big.status == "verified" and big.details["route"] == "all-sizes closed form"
+    small = D.check_e15(claim, preset("two-response"), OPTS)
+    assert small.status == "verified" and small.details["route"] == "all-sizes closed form + per-size derivation"
+    bad = D.check_e15(claim, preset("generic"), RunOptions(dps=30, constants={"grad_factor": 1}))
+    assert bad.status == "refuted"
