@@ -57,3 +57,11 @@ def test_python_api() -> None:
     assert pr.holds and pr.scope == "all K, d" and pr.to_json()["method"]
     with pytest.raises(prefcheck.InvalidInput, match="claim=.E99."):
         prefcheck.derive_all_sizes("E99")
+
+
+def test_derive_prints_less_unless_full(capsys: pytest.CaptureFixture[str]) -> None:
+    code, short, _ = run(capsys, "derive", "E7", "-K", "3", "-d", "2")
+    assert code == 0 and len(short) < 4000
+    assert "closed form:" in short and "scope: K = 3, d = 2" in short and "proof: holds" in short
+    code, full, _ = run(capsys, "derive", "E7", "-K", "3", "-d", "2", "--full")
+    assert code == 0 and len(full) > 10 * len(short) and "derived:" in full

@@ -34,6 +34,7 @@ S6   Gaussian noise, fixed design: with independent N(0, s^2) noise on *each* of
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -136,6 +137,30 @@ def _theory_side(
         return grad + hess
 
 
+def _allsizes_side(inst: Instance, theta: Sequence[Any], dps: int, gf: Any = 2, hf: Any = 2) -> list[Any]:
+    """E15's closed form proved for all K, d (theory.allsizes, ``prefcheck derive E15 --all-sizes``),
+    evaluated at the instance's size without any per-size derivation: [grad (d), Hess (d*d)]."""
+    from ..allsizes_eval import closed_forms, context_values, evaluate
+
+    K, d = inst.K, inst.d
+    grad_cf, hess_cf = closed_forms("E15")
+    with mp.workdps(dps):
+        q = _q_ref_mp(inst, dps)
+        r = dn.RewardModel(E15_MISSPEC).table_mp(inst, dps)
+        g_terms: list[list[Any]] = [[] for _ in range(d)]
+        h_terms: list[list[Any]] = [[] for _ in range(d * d)]
+        for x in range(inst.m):
+            rx = mpf(inst.rho[x])
+            vals = context_values(inst, x, theta, q[x], r[x])
+            for j, v in enumerate(evaluate(grad_cf, vals, "i", K, d)):
+                g_terms[j].append(rx * v)
+            for k, v in enumerate(evaluate(hess_cf, vals, "il", K, d)):
+                h_terms[k].append(rx * v)
+        grad = [mp.fsum(t) * mpf(gf) / 2 for t in g_terms]
+        hess = [mp.fsum(t) * mpf(hf) / 2 for t in h_terms]
+        return grad + hess
+
+
 def e15_theory(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
     """E15 closed form (SymPy, lambdified): [grad (d), Hess (d*d, row-major)]."""
     return _theory_side(inst, theta, dps, "closed")
@@ -210,7 +235,15 @@ def e15_spec(grad_factor: float = 2.0, hess_factor: float = 2.0) -> IdentitySpec
 def check_e15(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
     """E15 by the identity engine (checks.crosscheck) with the closed form scaled by the run's constants."""
     gf, hf = _num(opts, "grad_factor", 2), _num(opts, "hess_factor", 2)
-    res = crosscheck_instance(e15_spec(gf, hf), inst, opts)
+    spec = e15_spec(gf, hf)
+    if inst.K <= 3 and inst.d <= 2:  # the per-size derivation checked against the all-sizes closed form
+        route = "all-sizes closed form + per-size derivation"
+        spec = dataclasses.replace(spec, theory=lambda i, t, p: _allsizes_side(i, t, p, gf, hf))
+    else:  # no per-size SymPy work: the closed form proved for all K, d
+        route = "all-sizes closed form"
+        spec = dataclasses.replace(spec, theory=lambda i, t, p: _allsizes_side(i, t, p, gf, hf), derived=None)
+    res = crosscheck_instance(spec, inst, opts)
+    res.details["route"] = route
     res.details["grad_factor"], res.details["hess_factor"] = gf, hf
     if res.counterexample is not None:
         res.counterexample = res.counterexample | {"grad_factor": gf, "hess_factor": hf}

@@ -11,6 +11,8 @@ E17 uses the non-symmetric pair weights pi_theta(y) pi_ref(y') to exercise the s
 
 from __future__ import annotations
 
+import dataclasses
+import zlib
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from types import MappingProxyType
@@ -29,8 +31,17 @@ from theory.compiled import compiled
 from theory.derivation import Derivation, context_args, flatten_values
 from theory.symbols import context_symbols
 
-from ..crosscheck import IdentitySpec, cancellation_estimate, crosscheck_instance, fd_jacobian, identity_claim
+from ..allsizes_eval import closed_forms, context_values, evaluate, evaluate_pairs
+from ..crosscheck import (
+    IdentitySpec,
+    cancellation_estimate,
+    crosscheck_instance,
+    fd_jacobian,
+    identity_aggregate,
+    identity_claim,
+)
 from ..registry import Claim, InstanceResult, RunOptions
+from ..verdict import Verdict
 
 Factory = Callable[[int, int], Derivation]
 QFn = Callable[[Instance, Sequence[Any], int], list[Any]]
@@ -98,6 +109,59 @@ def theory_side(
                 else:
                     w = mpf(inst.rho[x])
                     acc = [w * v for v in vals] if acc is None else [a + w * v for a, v in zip(acc, vals)]
+            return out if reduce == "concat" else list(acc or [])
+
+    return side
+
+
+def allsizes_side(
+    cid: str,
+    shape: str,
+    *,
+    reduce: str = "concat",
+    q: QFn | None = None,
+    pairs: bool = False,
+    mutation: dict[str, Any] | None = None,
+) -> Callable[[Instance, Sequence[Any], int], list[Any]]:
+    """Evaluate the closed form proved for all K, d (theory.allsizes) on an instance of any size.
+
+    No per-size derivation: the one size-free expression is printed once and evaluated at the
+    instance's K and d (checks.allsizes_eval). ``shape`` as in :func:`checks.allsizes_eval.evaluate`;
+    ``pairs``: one value block per ordered pair y != y' and label o = +1, -1 (E5-E8).
+    """
+    mut = mutation or {}
+
+    def side(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
+        cfs = closed_forms(cid, **mut)
+        qq = q(inst, theta, dps) if q is not None else None
+        K, d = inst.K, inst.d
+        with mp.workdps(dps):
+            out: list[Any] = []
+            acc: list[Any] | None = None
+            for x in range(inst.m):
+                vals = context_values(inst, x, theta, qq[x] if qq is not None else None)
+                if pairs:
+                    # o = +1, -1 (E7's two closed forms are the same expression: evaluated once)
+                    done: dict[int, Any] = {}
+                    blocks = []
+                    for n, cf in enumerate(cfs):
+                        same = next((m for m in done if cfs[m].expr == cf.expr), None)
+                        blk = done[same] if same is not None else evaluate_pairs(cf, vals, shape, K, d)
+                        done.setdefault(n, blk)
+                        blocks.append(blk)
+                    cv: list[Any] = []
+                    for y in range(K):
+                        for yp in range(K):
+                            if y != yp:
+                                for blk in blocks:
+                                    cv.extend(mpf(e) for e in blk[y, yp].ravel())
+                else:
+                    cv = evaluate(cfs[0], vals, shape, K, d)
+                if reduce == "concat":
+                    out.extend(cv)
+                else:
+                    w = mpf(inst.rho[x])
+                    acc = [w * v for v in cv] if acc is None else [a + w * v for a, v in zip(acc, cv)]
             return out if reduce == "concat" else list(acc or [])
 
     return side
@@ -193,7 +257,20 @@ def _e4_float(inst: Instance, theta: np.ndarray) -> list[float]:
 
 # =============================================================== E5-E8
 def _e5_numeric(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
-    return [M.dpo_loss_from_policy(inst, theta, x, y, yp, o, dps) for x, y, yp, o in _pairs_labels(inst)]
+    """M.dpo_loss_from_policy for every pair and label, with the log-policy of a context computed once
+    (the same formula: -log sigma(o beta [log pi/pi_ref (y) - log pi/pi_ref (y')]))."""
+    out: list[Any] = []
+    with mp.workdps(dps):
+        b = mpf(inst.beta)
+        for x in range(inst.m):
+            lp = M.log_policy(inst, theta, x, dps)
+            lr = [lp[y] - mp.log(mpf(inst.pi_ref[x, y])) for y in range(inst.K)]
+            for y in range(inst.K):
+                for yp in range(inst.K):
+                    if y != yp:
+                        for o in (1, -1):
+                            out.append(-M.log_sigmoid(o * b * (lr[y] - lr[yp])))
+    return out
 
 
 def _e5_float(inst: Instance, theta: np.ndarray) -> list[float]:
@@ -214,7 +291,16 @@ def _e6_fd(inst: Instance, theta: Sequence[Any], dps: int) -> tuple[list[Any], l
 
 
 def _e7_numeric(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
-    return [v for x, y, yp, o in _pairs_labels(inst) for v in _flat(M.dpo_hess(inst, theta, x, y, yp, dps))]
+    """M.dpo_hess per pair, repeated for o = +1, -1 (the Hessian is label-free: computed once per pair)."""
+    out: list[Any] = []
+    for x in range(inst.m):
+        for y in range(inst.K):
+            for yp in range(inst.K):
+                if y != yp:
+                    h = _flat(M.dpo_hess(inst, theta, x, y, yp, dps))
+                    out.extend(h)
+                    out.extend(h)
+    return out
 
 
 def _e7_float(inst: Instance, theta: np.ndarray) -> np.ndarray:
@@ -333,7 +419,7 @@ SIGMOID_AT_STAR = cancellation_estimate("star", beta=True)
 def fisher_spec(weight: str = "sigma_prime") -> IdentitySpec:
     """The E10 spec; ``weight="sigma"`` substitutes a deliberately wrong closed form (for tests)."""
     return IdentitySpec(
-        theory=theory_side(tdpo.e10, "closed", reduce="sum", q=q_onpolicy, kwargs={"weight": weight}),
+        theory=allsizes_side("E10", "il", reduce="sum", q=q_onpolicy, mutation={"weight": weight}),
         numeric=_e10_numeric,
         derived=theory_side(tdpo.e10, "derived", reduce="sum", q=q_onpolicy, kwargs={"weight": weight}),
         floatpath=_e10_float,
@@ -344,37 +430,37 @@ def fisher_spec(weight: str = "sigma_prime") -> IdentitySpec:
 
 SPECS: dict[str, IdentitySpec] = {
     "E1": IdentitySpec(
-        theory=theory_side(tsm.e1, "closed"), derived=theory_side(tsm.e1, "derived"),
+        theory=allsizes_side("E1", "i"), derived=theory_side(tsm.e1, "derived"),
         numeric=_per_context(_e1_numeric), floatpath=lambda i, t: fast.mean_feature(i, t), fd=_e1_fd, cancellation=SOFTMAX_AT_THETA,
     ),
     "E2": IdentitySpec(
-        theory=theory_side(tsm.e2, "closed"), derived=theory_side(tsm.e2, "derived"),
+        theory=allsizes_side("E2", "il"), derived=theory_side(tsm.e2, "derived"),
         numeric=_per_context(M.feature_cov), floatpath=lambda i, t: fast.feature_cov(i, t), fd=_e2_fd,
         float_cond=_cov_float_cond(lambda i, t: fast.feature_cov(i, t)), cancellation=SOFTMAX_AT_THETA,
     ),
     "E3": IdentitySpec(
-        theory=theory_side(tsm.e3, "closed"), derived=theory_side(tsm.e3, "derived"),
+        theory=allsizes_side("E3", "yi"), derived=theory_side(tsm.e3, "derived"),
         numeric=_per_context(_e3_numeric),
         floatpath=lambda i, t: i.phi - fast.mean_feature(i, t)[:, None, :], fd=_e3_fd, cancellation=SOFTMAX_AT_THETA,
     ),
     "E4": IdentitySpec(
-        theory=theory_side(tsm.e4, "closed", reduce="sum"), derived=theory_side(tsm.e4, "derived", reduce="sum"),
+        theory=allsizes_side("E4", "scalar", reduce="sum"), derived=theory_side(tsm.e4, "derived", reduce="sum"),
         numeric=_e4_numeric, floatpath=_e4_float, cancellation=SOFTMAX_BOTH,
     ),
     "E5": IdentitySpec(
-        theory=theory_side(tdpo.e5, "closed"), derived=theory_side(tdpo.e5, "derived"),
+        theory=allsizes_side("E5", "scalar", pairs=True), derived=theory_side(tdpo.e5, "derived"),
         numeric=_e5_numeric, floatpath=_e5_float, cancellation=SIGMOID_AT_THETA,
     ),
     "E6": IdentitySpec(
-        theory=theory_side(tdpo.e6, "closed"), derived=theory_side(tdpo.e6, "derived"),
+        theory=allsizes_side("E6", "i", pairs=True), derived=theory_side(tdpo.e6, "derived"),
         numeric=_e6_numeric, floatpath=_e6_float, fd=_e6_fd, cancellation=SIGMOID_AT_THETA,
     ),
     "E7": IdentitySpec(
-        theory=theory_side(tdpo.e7, "closed"), derived=theory_side(tdpo.e7, "derived"),
+        theory=allsizes_side("E7", "il", pairs=True), derived=theory_side(tdpo.e7, "derived"),
         numeric=_e7_numeric, floatpath=_e7_float, fd=_e7_fd, cancellation=SIGMOID_AT_THETA,
     ),
     "E8": IdentitySpec(
-        theory=theory_side(tdpo.e8, "closed"), derived=theory_side(tdpo.e8, "derived"),
+        theory=allsizes_side("E8", "i", pairs=True), derived=theory_side(tdpo.e8, "derived"),
         numeric=_e8_numeric, floatpath=_e6_float, fd=_e6_fd, cancellation=SIGMOID_AT_THETA,
     ),
     "E9": IdentitySpec(
@@ -383,16 +469,16 @@ SPECS: dict[str, IdentitySpec] = {
     ),
     "E10": fisher_spec(),
     "E11": IdentitySpec(
-        theory=theory_side(tdpo.e11, "closed", reduce="sum", q=q_onpolicy),
+        theory=allsizes_side("E11", "il", reduce="sum", q=q_onpolicy),
         derived=theory_side(tdpo.e11, "derived", reduce="sum", q=q_onpolicy),
         numeric=_e11_numeric, floatpath=_e11_float, float_cond=_cov_float_cond(_e11_float), cancellation=SIGMOID_AT_STAR,
     ),
     "E12": IdentitySpec(
-        theory=theory_side(tdpo.e12, "closed", reduce="sum"), derived=theory_side(tdpo.e12, "derived", reduce="sum"),
+        theory=allsizes_side("E12", "il", reduce="sum"), derived=theory_side(tdpo.e12, "derived", reduce="sum"),
         numeric=_e12_numeric, floatpath=_e12_float, float_cond=_cov_float_cond(_e12_float), cancellation=SOFTMAX_AT_THETA,
     ),
     "E17": IdentitySpec(
-        theory=theory_side(tdpo.e17, "closed", reduce="sum", q=q_mixed),
+        theory=allsizes_side("E17", "il", reduce="sum", q=q_mixed),
         derived=theory_side(tdpo.e17, "derived", reduce="sum", q=q_mixed),
         numeric=_e17_numeric, floatpath=_e17_float, float_cond=_cov_float_cond(_e17_float), cancellation=SOFTMAX_AT_THETA,
     ),
@@ -505,7 +591,7 @@ def _parametrised(cid: str, claim: Claim) -> Claim:
             k = val / default  # the registry's closed form already carries the default factor
             spec = base if k == 1 else dataclasses.replace(base, theory=_scaled(base.theory, k))
             shown = {"factor": text}
-        res = crosscheck_instance(spec, inst, opts)
+        res = run_routed(cid, spec, inst, opts)
         res.details["constants"] = shown
         if res.counterexample is not None:
             res.counterexample = res.counterexample | {"constants": shown}
@@ -517,8 +603,163 @@ def _parametrised(cid: str, claim: Claim) -> Claim:
     )
 
 
-CLAIMS: list[Claim] = [
-    identity_claim(cid, STATEMENTS[cid][0], STATEMENTS[cid][1], spec, relation=_relation(cid), hypotheses=HYPOTHESES.get(cid, ()))
-    for cid, spec in SPECS.items()
-]
+
+
+#: sizes at which the per-size concrete derivation (explicit component symbols) still runs, as a
+#: second symbolic route checked against the all-sizes closed form; beyond them only the closed form
+#: proved for all K, d is evaluated (no per-size SymPy work)
+PER_SIZE_MAX_K = 3
+PER_SIZE_MAX_D = 2
+
+
+def route(inst: Instance) -> str:
+    """Which symbolic route the cross-check of an instance of this size uses."""
+    if inst.K <= PER_SIZE_MAX_K and inst.d <= PER_SIZE_MAX_D:
+        return "all-sizes closed form + per-size derivation"
+    return "all-sizes closed form"
+
+
+def directional_derivative(
+    f: Callable[[list[Any], int], list[Any]], theta: Sequence[Any], v: Sequence[Any]
+) -> list[Any]:
+    """d/ds f(theta + s v) at s = 0 for every output at once, by mpmath.diff's default rule.
+
+    mpmath.diff (n = 1, central, ``addprec`` 10) works at precision w = 2 (prec + 20) with the step
+    h = 2^(-prec-10) and returns (f(h) - f(-h)) / (2 h) rounded to prec; this is that computation
+    done once for the whole output vector (mpmath.diff per output costs ~0.1 ms of overhead each:
+    seconds for the 30 000 outputs of E7 at W1). ``f(point, dps)`` is evaluated at the working
+    precision. Call inside ``mp.workdps``; returns mpf at the current precision.
+    """
+    prec = mp.prec
+    with mp.workprec((prec + 20) * 2):
+        h = mp.ldexp(1, -prec - 10)
+        th = [mpf(t) for t in theta]
+        vv = [mpf(c) for c in v]
+        hi = f([a + h * b for a, b in zip(th, vv)], max(20, mp.dps))
+        lo = f([a - h * b for a, b in zip(th, vv)], max(20, mp.dps))
+        der = [(mpf(a) - mpf(b)) / (2 * h) for a, b in zip(hi, lo)]
+    return [+x for x in der]
+
+
+def fd_directional(
+    f: Callable[[Instance, Sequence[Any], int], list[Any]],
+    jac: Callable[[Instance, Sequence[Any], int], list[Any]],
+    *,
+    at_star: bool = False,
+    directions: int = 2,
+) -> Callable[[Instance, Sequence[Any], int], tuple[list[Any], list[Any]]]:
+    """Finite differences along random unit directions v: d/ds f(theta + s v) at 0 against J v.
+
+    ``jac`` is the analytic Jacobian of ``f``, flat row-major (outputs x d). A wrong J is caught along a
+    random direction with probability one; the cost is 2 evaluations of f per direction instead of 2 d
+    (the full Jacobian of :func:`fd_jacobian`). Directions are seeded by the instance's name.
+    """
+
+    def fd(inst: Instance, theta: Sequence[Any], dps: int) -> tuple[list[Any], list[Any]]:
+        base = inst.theta_star.tolist() if at_star else list(theta)
+        rng = np.random.default_rng([zlib.crc32(inst.name.encode()), inst.d])
+        J = jac(inst, theta, dps)
+        d = inst.d
+        fdv: list[Any] = []
+        an: list[Any] = []
+        with mp.workdps(dps):
+            for _ in range(directions):
+                u = rng.standard_normal(d)
+                vm = [mpf(float(c)) for c in u / np.linalg.norm(u)]
+                fdv.extend(directional_derivative(lambda t, p: f(inst, t, p), base, vm))
+                an.extend(mp.fsum(mpf(J[k * d + j]) * vm[j] for j in range(d)) for k in range(len(J) // d))
+        return fdv, an
+
+    return fd
+
+
+def _ctx_cat(fn: Callable[[Instance, Sequence[Any], int, int], Any]) -> Callable[[Instance, Sequence[Any], int], list[Any]]:
+    return _per_context(fn)
+
+
+#: claim -> the directional finite-difference check used beyond the per-size sizes
+DIRECTIONAL_FD: dict[str, Callable[[Instance, Sequence[Any], int], tuple[list[Any], list[Any]]]] = {
+    "E1": fd_directional(_ctx_cat(lambda i, t, x, p: [M.log_partition(i, t, x, p)]), _per_context(_e1_numeric)),
+    "E2": fd_directional(_per_context(_e1_numeric), _per_context(M.feature_cov)),
+    "E3": fd_directional(_ctx_cat(lambda i, t, x, p: M.log_policy(i, t, x, p)), _per_context(_e3_numeric)),
+    "E6": fd_directional(lambda i, t, p: _e5_numeric(i, t, p), lambda i, t, p: _e6_numeric(i, t, p)),
+    "E7": fd_directional(lambda i, t, p: _e6_numeric(i, t, p), lambda i, t, p: _e7_numeric(i, t, p)),
+    "E8": fd_directional(lambda i, t, p: _e5_numeric(i, t, p), lambda i, t, p: _e6_numeric(i, t, p)),
+}
+
+
+def _e9_dir_fd(inst: Instance, theta: Sequence[Any], dps: int) -> tuple[list[Any], list[Any]]:
+    q = q_onpolicy(inst, theta, dps)
+
+    def f(i: Instance, t: Sequence[Any], p: int) -> list[Any]:
+        return [M.population_loss(i, q, t, p)]
+
+    def zero(i: Instance, t: Sequence[Any], p: int) -> list[Any]:
+        with mp.workdps(p):
+            return [mpf(0)] * i.d
+
+    return fd_directional(f, zero, at_star=True)(inst, theta, dps)
+
+
+def _e10_dir_fd(inst: Instance, theta: Sequence[Any], dps: int) -> tuple[list[Any], list[Any]]:
+    q = q_onpolicy(inst, theta, dps)
+
+    def f(i: Instance, t: Sequence[Any], p: int) -> list[Any]:
+        return list(M.population_grad(i, q, t, p))
+
+    def hess(i: Instance, t: Sequence[Any], p: int) -> list[Any]:
+        return _flat(M.population_hess(i, q, t, p))
+
+    return fd_directional(f, hess)(inst, theta, dps)
+
+
+DIRECTIONAL_FD["E9"] = _e9_dir_fd
+DIRECTIONAL_FD["E10"] = _e10_dir_fd
+
+
+def spec_for(spec: IdentitySpec, inst: Instance, cid: str | None = None) -> IdentitySpec:
+    """``spec`` on this instance's route: the per-size derivation only where it is cheap (K <= 3, d <= 2);
+    beyond, no per-size derivation and the finite differences along random directions."""
+    if route(inst) == "all-sizes closed form":
+        fd = DIRECTIONAL_FD.get(cid or "", spec.fd) if spec.fd is not None else None
+        return dataclasses.replace(spec, derived=None, fd=fd)
+    return spec
+
+
+def _route_text(cid: str, inst: Instance, spec: IdentitySpec) -> str:
+    proof = f"closed form proved for all K, d (prefcheck derive {cid} --all-sizes), evaluated at K={inst.K}, d={inst.d}"
+    if cid == "E9":
+        proof = f"closed form 0 proved for all K, d (prefcheck derive {cid} --all-sizes)"
+    if spec.derived is None:
+        return proof + "; no per-size derivation; finite differences along 2 random directions"
+    return proof + f"; per-size derivation (explicit components, K={inst.K}, d={inst.d}) checked against it"
+
+
+def run_routed(cid: str, spec: IdentitySpec, inst: Instance, opts: RunOptions) -> InstanceResult:
+    """:func:`crosscheck_instance` of ``spec`` on the instance's route, the route recorded in the details."""
+    sp_ = spec_for(spec, inst, cid)
+    res = crosscheck_instance(sp_, inst, opts)
+    res.details["route"] = route(inst)
+    res.details["route_detail"] = _route_text(cid, inst, sp_)
+    return res
+
+
+def routed_claim(cid: str, spec: IdentitySpec) -> Claim:
+    """The registry record of identity ``cid``: :func:`crosscheck_instance` on the instance's route."""
+
+    def check(claim: Claim, inst: Instance, opts: RunOptions) -> InstanceResult:
+        return run_routed(cid, spec, inst, opts)
+
+    def aggregate(claim: Claim, results: list[InstanceResult], opts: RunOptions) -> Verdict:
+        v = identity_aggregate(claim, results, opts)
+        v.details["routes"] = {r.instance: r.details.get("route") for r in results if r.details.get("route")}
+        return v
+
+    base = identity_claim(
+        cid, STATEMENTS[cid][0], STATEMENTS[cid][1], spec, relation=_relation(cid), hypotheses=HYPOTHESES.get(cid, ())
+    )
+    return dataclasses.replace(base, check=check, aggregate=aggregate)
+
+
+CLAIMS: list[Claim] = [routed_claim(cid, spec) for cid, spec in SPECS.items()]
 CLAIMS = [_parametrised(c.id, c) if c.id in PARAMETERS else c for c in CLAIMS]

@@ -11,7 +11,7 @@ from proofs_numeric.generate import random_instances
 
 from ..registry import RunOptions, all_claims, select
 from ..runner import run_claim
-from .common import check_json_target, emit_json, positive_int
+from .common import add_instance_source, check_json_target, emit_json, load_instance, positive_int
 
 NAME = "crosscheck"
 HELP = "Cross-check the identities: SymPy derivation vs hand-written mpmath at dps and 2 dps, finite differences, float64."
@@ -19,7 +19,8 @@ HELP = "Cross-check the identities: SymPy derivation vs hand-written mpmath at d
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--claims", metavar="IDS", default=None, help="comma-separated identity ids (default: every identity)")
-    p.add_argument("--instances", type=int, default=None, metavar="N", help="N random instances instead of the built-in ones")
+    src = add_instance_source(p)
+    src.add_argument("--instances", type=int, default=None, metavar="N", help="N random instances instead of the built-in ones")
     p.add_argument("--dps", type=int, default=50, help="decimal precision (>= 20; the second precision is 2 dps + 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random instances and parameter points")
     p.add_argument("--json", metavar="PATH", default=None, help="write the verdicts as JSON to PATH ('-': stdout)")
@@ -39,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
         positive_int("instances", args.instances, hi=100_000)
     check_json_target(args.json)
     insts = random_instances(args.instances, args.seed) if args.instances is not None else None
+    if args.instance is not None or args.preset is not None:
+        insts = [load_instance(args.instance, args.preset)]
     opts = RunOptions(dps=args.dps, seed=args.seed)
     verdicts = []
     for c in claims:

@@ -45,6 +45,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--json", metavar="PATH", default=None, help="write the derivation (scope, method, steps) as JSON ('-': stdout)")
     p.add_argument("--no-prove", action="store_true", help="print only, do not prove derived == closed form")
+    p.add_argument(
+        "--full", action="store_true",
+        help="print every expression whole (default: the closed form, the proof status and the scope; long expressions cut)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             raise InvalidInput(f"-K/-d name one size and cannot be combined with --all-sizes, got K={args.K!r}, d={args.d!r}")
         pr: allsizes.AllSizesProof = derive_all_sizes(args.claim)
         if args.json != "-":
-            print(pr.latex() if args.latex else pr.text())
+            print(pr.latex() if args.latex else pr.text(width=0 if args.full else 400))
         emit_json(args.json, pr.to_json())
         return 0 if pr.holds else 1
     facts = _factories()
@@ -64,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     d = positive_int("d", 2 if args.d is None else args.d, lo=1, hi=4)
     dv = facts[args.claim](K, d)  # type: ignore[operator]
     if args.json != "-":
-        print(dv.latex() if args.latex else dv.text())
+        print(dv.latex() if args.latex else dv.text()) if args.full else print(_summary(dv, K, d, args.latex))
     proof = None if args.no_prove else dv.prove()
     if proof is not None and args.json != "-":
         print(("% " if args.latex else "") + f"proof: {'holds' if proof.holds else 'FAILS'} ({proof.method}: {proof.detail})")
@@ -85,3 +89,28 @@ def _per_size_json(dv: Any, K: int, d: int, proof: Any) -> dict[str, Any]:
         "method": "not run" if proof is None else f"explicit components, {proof.method}: {proof.detail}",
         "steps": steps,
     }
+
+
+def _cut(s: str, width: int = 300) -> str:
+    return s if len(s) <= width else s[:width] + f" ... ({len(s)} characters; --full prints it whole)"
+
+
+def _summary(dv: Any, K: int, d: int, latex: bool) -> str:
+    """The closed form, the scope and the shape of the derivation; whole expressions only with --full."""
+    closed = dv.closed[0] if dv.closed.shape == (1, 1) else dv.closed
+    n = len(dv.derived)
+    if latex:
+        return "\n".join([
+            f"% {dv.claim}: {dv.title} (K={K}, d={d})",
+            f"% scope: K = {K}, d = {d} (prefcheck derive {dv.claim} --all-sizes: every K, d)",
+            f"\\text{{closed form}}:\\quad {_cut(sp.latex(closed), 2000)}",
+            f"% derived from the definition: {n} entries (--full prints them)",
+        ])
+    lines = [f"{dv.claim}: {dv.title} (K={K}, d={d})",
+             f"  scope: K = {K}, d = {d} (prefcheck derive {dv.claim} --all-sizes: every K, d)"]
+    for label, expr in dv.steps:
+        lines.append(f"  {label}: {_cut(sp.sstr(expr))}")
+    flat = closed.tolist() if isinstance(closed, sp.MatrixBase) else closed
+    lines.append(f"  closed form: {_cut(sp.sstr(flat))}")
+    lines.append(f"  derived from the definition: {n} entries, {len(sp.sstr(dv.derived))} characters (--full prints them)")
+    return "\n".join(lines)
