@@ -31,7 +31,8 @@ def test_identity_proved_for_all_sizes_slow(cid: str) -> None:
 def test_pair_identity_uses_linearity_and_a_kernel_lemma() -> None:
     pr = A.prove_all_sizes("E9")
     assert pr.holds and "kernel lemma" in pr.method
-    assert any("summand over" in lem for lem in pr.lemmas)
+    assert any("by linearity" in lem and "one summand" in lem for lem in pr.lemmas)
+    assert any(lab.startswith("kernel lemma") for lab, _ in pr.steps)
     assert any("y' = y" in lem for lem in pr.lemmas)
 
 

@@ -450,9 +450,13 @@ def _prove_case(st: Statement, case: Case) -> tuple[ZeroProof, list[tuple[str, s
     steps.append((f"closed form{tag}", case.closed))
     zp = prove_zero(der - clo, RANGES)
     if zp.stage == "linearity + kernel":
-        for lims, summand in zp.kernels:
+        for lims, raw, summand in zp.kernels:
             idx = ", ".join(f"{v} in [{lo}, {hi}]" for v, lo, hi in lims)
-            lemmas.append(f"{tag.strip() or 'kernel'}: summand over {idx} of derived - closed cancels to {sp.sstr(summand)}")
+            steps.append((f"kernel lemma{tag} (one pair): the summand of derived - closed, exact", sp.Eq(raw, summand)))
+            lemmas.append(
+                f"{tag.strip() or 'kernel'}: by linearity, derived - closed = sum over {idx} of one summand "
+                f"(the kernel lemma step), which cancels to {sp.sstr(summand)}"
+            )
     failed_diag = None
     if case.diagonal is not None:
         for side, e in zip(("derived", "closed"), case.diagonal):

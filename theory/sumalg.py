@@ -270,13 +270,14 @@ class ZeroProof:
     holds: bool
     stage: str  # "normal form", "linearity + kernel", or "not proved"
     remainder: sp.Expr
-    kernels: list[tuple[tuple[Limit, ...], sp.Expr]] = field(default_factory=list)
+    #: stage B: (limits, the merged summand of derived - closed, that summand after cancellation)
+    kernels: list[tuple[tuple[Limit, ...], sp.Expr, sp.Expr]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return self.holds
 
 
-def _merge_by_limits(nf: sp.Expr) -> tuple[sp.Expr, list[tuple[tuple[Limit, ...], sp.Expr]]]:
+def _merge_by_limits(nf: sp.Expr) -> tuple[sp.Expr, list[tuple[tuple[Limit, ...], sp.Expr, sp.Expr]]]:
     """Stage B: sums over the same index ranges merged into one sum of the combined summand."""
     groups: dict[str, tuple[tuple[Limit, ...], list[sp.Expr]]] = {}
     rest = []
@@ -299,7 +300,7 @@ def _merge_by_limits(nf: sp.Expr) -> tuple[sp.Expr, list[tuple[tuple[Limit, ...]
         summand = simplify_summand(sp.Add(*parts))
         if summand != 0:
             summand = simplify_summand(_symmetrized(sp.Add(*parts), lims))
-        kernels.append((lims, summand))
+        kernels.append((lims, sp.Add(*parts), summand))
         if summand != 0:
             merged += sp.Sum(summand, *lims)
     return merged, kernels
