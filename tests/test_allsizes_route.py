@@ -5,6 +5,7 @@ is checked against the all-sizes closed form (two symbolic routes)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -137,3 +138,47 @@ def test_e15_routes_and_a_wrong_factor_on_the_all_sizes_route() -> None:
     assert small.status == "verified" and small.details["route"] == "all-sizes closed form + per-size derivation"
     bad = D.check_e15(claim, preset("generic"), RunOptions(dps=30, constants={"grad_factor": 1}))
     assert bad.status == "refuted"
+
+
+# ------------------------------------------------ the all-sizes proof behind the route (never assumed)
+def test_the_all_sizes_route_runs_the_proof_and_records_it(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from checks import allsizes_proof as AP
+
+    monkeypatch.setenv("PREFCHECK_CACHE_DIR", str(tmp_path / "cache"))
+    AP.all_sizes_proof.cache_clear()
+    res = I.run_routed("E12", I.SPECS["E12"], preset("generic"), OPTS)
+    assert res.status == "verified"
+    rows = [c for c in res.details["checks"] if c["name"] == "all_sizes_proof"]
+    assert rows == [{"name": "all_sizes_proof", "status": "proved", "scope": "all K, d", "method": rows[0]["method"],
+                     "source": "proved in this run"}]
+    # a new process reads the outcome from the cache; a tampered entry is proved again, never believed
+    AP.all_sizes_proof.cache_clear()
+    assert AP.all_sizes_proof("E12")["source"] == "cache (same theory sources)"
+    entry = tmp_path / "cache" / "allsizes-E12.json"
+    doc = json.loads(entry.read_text())
+    doc["result"]["status"] = "refuted"  # hash left stale
+    doc["result"]["holds"] = False
+    entry.write_text(json.dumps(doc))
+    AP.all_sizes_proof.cache_clear()
+    again = AP.all_sizes_proof("E12")
+    assert again["holds"] and again["source"] == "proved in this run"
+    # the per-size route does not lean on the proof (its derivation is checked at that size)
+    small = I.run_routed("E12", I.SPECS["E12"], preset("tiny"), OPTS)
+    assert not [c for c in small.details["checks"] if c["name"] == "all_sizes_proof"]
+
+
+@pytest.mark.parametrize("status", ["refuted", "not proved"])
+def test_a_proof_that_does_not_hold_is_never_verified(monkeypatch: pytest.MonkeyPatch, status: str) -> None:
+    """If the size-free proof of the closed form failed (a wrong theory source), the all-sizes route may not
+    print verified on the strength of the numerical comparisons alone."""
+    from checks import allsizes_proof as AP
+
+    fake = {"status": status, "holds": False, "scope": "undecided", "method": "normal form", "source": "test"}
+    monkeypatch.setattr(AP, "all_sizes_proof", lambda claim: fake)
+    res = I.run_routed("E12", I.SPECS["E12"], preset("generic"), OPTS)
+    assert res.status == ("refuted" if status == "refuted" else "inconclusive")
+    assert "not proved for all K, d" in res.details["failures"][0]
+    from checks.claims.distill import check_e15
+
+    r15 = check_e15(get("E15"), preset("generic"), OPTS)
+    assert r15.details.get("route") == "all-sizes closed form" and r15.status != "verified"

@@ -32,6 +32,7 @@ from theory.derivation import Derivation, context_args, flatten_values
 from theory.symbols import context_symbols
 
 from ..allsizes_eval import closed_forms, context_values, evaluate, evaluate_pairs
+from ..allsizes_proof import gate
 from ..crosscheck import (
     IdentitySpec,
     cancellation_estimate,
@@ -741,6 +742,8 @@ def run_routed(cid: str, spec: IdentitySpec, inst: Instance, opts: RunOptions) -
     res = crosscheck_instance(sp_, inst, opts)
     res.details["route"] = route(inst)
     res.details["route_detail"] = _route_text(cid, inst, sp_)
+    if sp_.derived is None:  # the size-free proof stands in for the per-size derivation: it must hold
+        res = gate(cid, res)
     return res
 
 
