@@ -31,7 +31,7 @@ from theory.compiled import compiled
 from theory.derivation import Derivation, context_args, flatten_values
 from theory.symbols import context_symbols
 
-from ..allsizes_eval import closed_forms, context_values, evaluate, evaluate_pairs
+from ..allsizes_eval import as_mpf, closed_forms, context_values, evaluate, evaluate_pairs
 from ..crosscheck import (
     IdentitySpec,
     cancellation_estimate,
@@ -154,7 +154,7 @@ def allsizes_side(
                         for yp in range(K):
                             if y != yp:
                                 for blk in blocks:
-                                    cv.extend(mpf(e) for e in blk[y, yp].ravel())
+                                    cv.extend(as_mpf(e) for e in blk[y, yp].ravel())
                 else:
                     cv = evaluate(cfs[0], vals, shape, K, d)
                 if reduce == "concat":
@@ -278,7 +278,13 @@ def _e5_float(inst: Instance, theta: np.ndarray) -> list[float]:
 
 
 def _e6_numeric(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
-    return [g for x, y, yp, o in _pairs_labels(inst) for g in M.dpo_grad(inst, theta, x, y, yp, o, dps)]
+    """M.dpo_grad for every pair and label o = +1, -1 (M.context_grads: z and <theta, z> once per pair)."""
+    out: list[Any] = []
+    for x in range(inst.m):
+        for _y, _yp, gp, gm in M.context_grads(inst, theta, x, dps):
+            out.extend(gp)
+            out.extend(gm)
+    return out
 
 
 def _e6_float(inst: Instance, theta: np.ndarray) -> np.ndarray:
@@ -294,12 +300,10 @@ def _e7_numeric(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
     """M.dpo_hess per pair, repeated for o = +1, -1 (the Hessian is label-free: computed once per pair)."""
     out: list[Any] = []
     for x in range(inst.m):
-        for y in range(inst.K):
-            for yp in range(inst.K):
-                if y != yp:
-                    h = _flat(M.dpo_hess(inst, theta, x, y, yp, dps))
-                    out.extend(h)
-                    out.extend(h)
+        for _y, _yp, H in M.context_hessians(inst, theta, x, dps):
+            h = _flat(H)
+            out.extend(h)
+            out.extend(h)
     return out
 
 
