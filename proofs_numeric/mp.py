@@ -313,8 +313,9 @@ def fisher(inst: Instance, q: Any, theta: Sequence[Any], dps: int) -> Mat:
         for _, _, _, w, z in _pairs(inst, q):
             c = w * sigma_prime(b * dot(th, z))
             for i in range(d):
+                czi = c * z[i]  # (c z_i) z_j: the products of c * z[i] * z[j], z_i scaled once
                 for j in range(i, d):
-                    acc[i][j].append(c * z[i] * z[j])
+                    acc[i][j].append(czi * z[j])
         out = [[b * b * mp.fsum(acc[min(i, j)][max(i, j)]) for j in range(d)] for i in range(d)]
         return out
 
@@ -331,9 +332,11 @@ def score_outer(inst: Instance, q: Any, theta: Sequence[Any], dps: int) -> Mat:
             hs = dot(ts, z)
             for o, po in ((1, sigma(b * hs)), (-1, sigma(-b * hs))):  # P(o) = sigma(o beta h*), no 1 - p
                 g = _grad(o, b, th, z)  # dpo_grad of the pair
+                wp = w * po  # ((w po) g_i) g_j: the products of w * po * g[i] * g[j], each prefix once
                 for i in range(d):
+                    wg = wp * g[i]
                     for j in range(d):
-                        acc[i][j].append(w * po * g[i] * g[j])
+                        acc[i][j].append(wg * g[j])
         return [[mp.fsum(a) for a in row] for row in acc]
 
 
@@ -346,8 +349,9 @@ def pair_cov(inst: Instance, q: Any, dps: int) -> Mat:
         acc: list[list[list[Any]]] = [[[] for _ in range(d)] for _ in range(d)]
         for _, _, _, w, z in _pairs(inst, q):
             for i in range(d):
+                wz = w * z[i]  # (w z_i) z_j: the products of w * z[i] * z[j], w z_i once
                 for j in range(d):
-                    acc[i][j].append(w * z[i] * z[j])
+                    acc[i][j].append(wz * z[j])
         return [[mp.fsum(a) for a in row] for row in acc]
 
 

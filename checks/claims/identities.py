@@ -667,11 +667,12 @@ def fd_directional(
         fdv: list[Any] = []
         an: list[Any] = []
         with mp.workdps(dps):
+            Jm = [as_mpf(v) for v in J]  # mpf(J[.]) at this precision, without copies
             for _ in range(directions):
                 u = rng.standard_normal(d)
                 vm = [mpf(float(c)) for c in u / np.linalg.norm(u)]
                 fdv.extend(directional_derivative(lambda t, p: f(inst, t, p), base, vm))
-                an.extend(mp.fsum(mpf(J[k * d + j]) * vm[j] for j in range(d)) for k in range(len(J) // d))
+                an.extend(mp.fsum(Jm[k * d + j] * vm[j] for j in range(d)) for k in range(len(J) // d))
         return fdv, an
 
     return fd
