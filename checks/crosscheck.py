@@ -141,8 +141,8 @@ def rel_err(a: Sequence[Any], b: Sequence[Any], dps: int, scale: Any = None) -> 
         raise ValueError(f"sides have different lengths: {len(a)} vs {len(b)}")
     with mp.workdps(dps):
         prec = mp.prec
-        ra = [_raw(x, prec) for x in a]
-        rb = [_raw(y, prec) for y in b]
+        ra = [x._mpf_ if type(x) is mpf and x._mpf_[3] <= prec else _raw(x, prec) for x in a]
+        rb = [y._mpf_ if type(y) is mpf and y._mpf_[3] <= prec else _raw(y, prec) for y in b]
         if any(not r[1] and r != libmp.fzero for r in ra + rb):  # inf / nan: mpf arithmetic decides
             return _rel_err_mpf(a, b, dps, scale)
         sub, rnd = libmp.mpf_sub, libmp.round_nearest

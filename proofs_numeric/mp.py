@@ -163,10 +163,18 @@ def dpo_loss_from_policy(inst: Instance, theta: Sequence[Any], x: int, y: int, y
         return -log_sigmoid(o * mpf(inst.beta) * h)
 
 
-def _grad(o: int, b: Any, th: Vec, z: Vec) -> Vec:
-    """-o beta sigma(-o beta <theta, z>) z for theta, z already at the working precision."""
-    c = -o * b * sigma(-o * b * mp.fsum(t * zi for t, zi in zip(th, z)))
+def _grad(o: int, b: Any, th: Vec, z: Vec, h: Any = None) -> Vec:
+    """-o beta sigma(-o beta h) z, h = <theta, z> (given, or computed), theta, z at the working precision."""
+    if h is None:
+        h = mp.fsum(t * zi for t, zi in zip(th, z))
+    c = -o * b * sigma(-o * b * h)
     return [c * zi for zi in z]
+
+
+def _grads(b: Any, th: Vec, z: Vec) -> tuple[Vec, Vec]:
+    """(_grad for o = +1, for o = -1), <theta, z> computed once for both labels."""
+    h = mp.fsum(t * zi for t, zi in zip(th, z))
+    return _grad(1, b, th, z, h), _grad(-1, b, th, z, h)
 
 
 def _hess(b: Any, th: Vec, z: Vec) -> Mat:
@@ -205,7 +213,7 @@ def context_grads(inst: Instance, theta: Sequence[Any], x: int, dps: int) -> lis
     _check_theta(inst, theta)
     with mp.workdps(dps):
         th, b = _v(theta), mpf(inst.beta)
-        return [(y, yp, _grad(1, b, th, z), _grad(-1, b, th, z)) for (y, yp), z in _context_z(inst, x).items()]
+        return [(y, yp, *_grads(b, th, z)) for (y, yp), z in _context_z(inst, x).items()]
 
 
 def context_hessians(inst: Instance, theta: Sequence[Any], x: int, dps: int) -> list[tuple[int, int, Mat]]:
@@ -281,7 +289,7 @@ def population_grad(inst: Instance, q: Any, theta: Sequence[Any], dps: int) -> V
         for _x, _y, _yp, w, z in _pairs(inst, q):
             hs = dot(ts, z)
             p, pc = sigma(b * hs), sigma(-b * hs)  # pc = 1 - p without cancellation
-            gp, gm = _grad(1, b, th, z), _grad(-1, b, th, z)  # dpo_grad for o = +1, -1
+            gp, gm = _grads(b, th, z)  # dpo_grad for o = +1, -1
             for j in range(inst.d):
                 acc[j].append(w * (p * gp[j] + pc * gm[j]))
         return [mp.fsum(a) for a in acc]
@@ -330,8 +338,8 @@ def score_outer(inst: Instance, q: Any, theta: Sequence[Any], dps: int) -> Mat:
         acc: list[list[list[Any]]] = [[[] for _ in range(d)] for _ in range(d)]
         for _x, _y, _yp, w, z in _pairs(inst, q):
             hs = dot(ts, z)
-            for o, po in ((1, sigma(b * hs)), (-1, sigma(-b * hs))):  # P(o) = sigma(o beta h*), no 1 - p
-                g = _grad(o, b, th, z)  # dpo_grad of the pair
+            grads = _grads(b, th, z)  # dpo_grad of the pair for o = +1, -1
+            for g, po in ((grads[0], sigma(b * hs)), (grads[1], sigma(-b * hs))):  # P(o) = sigma(o beta h*), no 1 - p
                 wp = w * po  # ((w po) g_i) g_j: the products of w * po * g[i] * g[j], each prefix once
                 for i in range(d):
                     wg = wp * g[i]
