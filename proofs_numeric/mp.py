@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mpmath import mp, mpf
+from mpmath import libmp, mp, mpf
 
 from .errors import InvalidInput, check_dps
 from .instance import Instance
@@ -258,6 +258,33 @@ def _pairs(inst: Instance, q: Any) -> Any:
                     yield x, y, yp, w, [a - c for a, c in zip(ph[y], ph[yp])]
 
 
+class _OuterSums:
+    """d x d sums of rounded products (s u_i) v_j, kept as mpmath raw tuples (libmp).
+
+    ``add(s, u, v)`` appends the products of ``s * u[i] * v[j]`` (Python's left-to-right order: s u_i
+    rounded, then times v_j rounded) and ``total(i, j)`` is ``mp.fsum`` of entry (i, j)'s products:
+    the same values bit for bit, without an mpf object per product. Create and use inside the
+    ``mp.workdps`` of the computation.
+    """
+
+    def __init__(self, d: int, upper: bool = False) -> None:
+        self.d, self.upper = d, upper
+        self.prec, self.rnd = mp._prec_rounding
+        self.acc: list[list[list[Any]]] = [[[] for _ in range(d)] for _ in range(d)]
+
+    def add(self, s: Any, u: Vec, v: Vec) -> None:
+        mul, prec, rnd, sr = libmp.mpf_mul, self.prec, self.rnd, s._mpf_
+        vr = [x._mpf_ for x in v]
+        for i in range(self.d):
+            su = mul(sr, u[i]._mpf_, prec, rnd)
+            row = self.acc[i]
+            for j in range(i if self.upper else 0, self.d):
+                row[j].append(mul(su, vr[j], prec, rnd))
+
+    def total(self, i: int, j: int) -> Any:
+        return mp.make_mpf(libmp.mpf_sum(self.acc[i][j], self.prec, self.rnd))
+
+
 def _theta_star(inst: Instance) -> Vec:
     return [mpf(t) for t in inst.theta_star]
 
@@ -317,15 +344,10 @@ def fisher(inst: Instance, q: Any, theta: Sequence[Any], dps: int) -> Mat:
     _check_q(inst, q)
     with mp.workdps(dps):
         th, b, d = _v(theta), mpf(inst.beta), inst.d
-        acc: list[list[list[Any]]] = [[[] for _ in range(d)] for _ in range(d)]
+        acc = _OuterSums(d, upper=True)
         for _, _, _, w, z in _pairs(inst, q):
-            c = w * sigma_prime(b * dot(th, z))
-            for i in range(d):
-                czi = c * z[i]  # (c z_i) z_j: the products of c * z[i] * z[j], z_i scaled once
-                for j in range(i, d):
-                    acc[i][j].append(czi * z[j])
-        out = [[b * b * mp.fsum(acc[min(i, j)][max(i, j)]) for j in range(d)] for i in range(d)]
-        return out
+            acc.add(w * sigma_prime(b * dot(th, z)), z, z)  # c * z[i] * z[j], j >= i
+        return [[b * b * acc.total(min(i, j), max(i, j)) for j in range(d)] for i in range(d)]
 
 
 def score_outer(inst: Instance, q: Any, theta: Sequence[Any], dps: int) -> Mat:
@@ -335,17 +357,13 @@ def score_outer(inst: Instance, q: Any, theta: Sequence[Any], dps: int) -> Mat:
     with mp.workdps(dps):
         _check_theta(inst, theta)
         th, ts, b, d = _v(theta), _theta_star(inst), mpf(inst.beta), inst.d
-        acc: list[list[list[Any]]] = [[[] for _ in range(d)] for _ in range(d)]
+        acc = _OuterSums(d)
         for _x, _y, _yp, w, z in _pairs(inst, q):
             hs = dot(ts, z)
             grads = _grads(b, th, z)  # dpo_grad of the pair for o = +1, -1
             for g, po in ((grads[0], sigma(b * hs)), (grads[1], sigma(-b * hs))):  # P(o) = sigma(o beta h*), no 1 - p
-                wp = w * po  # ((w po) g_i) g_j: the products of w * po * g[i] * g[j], each prefix once
-                for i in range(d):
-                    wg = wp * g[i]
-                    for j in range(d):
-                        acc[i][j].append(wg * g[j])
-        return [[mp.fsum(a) for a in row] for row in acc]
+                acc.add(w * po, g, g)  # w * po * g[i] * g[j]
+        return [[acc.total(i, j) for j in range(d)] for i in range(d)]
 
 
 def pair_cov(inst: Instance, q: Any, dps: int) -> Mat:
@@ -354,13 +372,10 @@ def pair_cov(inst: Instance, q: Any, dps: int) -> Mat:
     _check_q(inst, q)
     with mp.workdps(dps):
         d = inst.d
-        acc: list[list[list[Any]]] = [[[] for _ in range(d)] for _ in range(d)]
+        acc = _OuterSums(d)
         for _, _, _, w, z in _pairs(inst, q):
-            for i in range(d):
-                wz = w * z[i]  # (w z_i) z_j: the products of w * z[i] * z[j], w z_i once
-                for j in range(d):
-                    acc[i][j].append(wz * z[j])
-        return [[mp.fsum(a) for a in row] for row in acc]
+            acc.add(w, z, z)  # w * z[i] * z[j]
+        return [[acc.total(i, j) for j in range(d)] for i in range(d)]
 
 
 def pair_cov_laplacian(inst: Instance, q: Any, dps: int) -> Mat:
