@@ -177,11 +177,20 @@ def _grads(b: Any, th: Vec, z: Vec) -> tuple[Vec, Vec]:
     return _grad(1, b, th, z, h), _grad(-1, b, th, z, h)
 
 
+def _hess_raw(b: Any, th: Vec, z: Vec) -> list[list[Any]]:
+    """:func:`_hess` as mpmath raw tuples: the rounded products (c z_i) z_j of c * z_i * z_j."""
+    prec, rnd = mp._prec_rounding
+    mul = libmp.mpf_mul
+    c = b * b * sigma_prime(b * mp.fsum(t * zi for t, zi in zip(th, z)))
+    zr = [zi._mpf_ for zi in z]
+    cz = [mul(c._mpf_, zi, prec, rnd) for zi in zr]
+    return [[mul(czi, zj, prec, rnd) for zj in zr] for czi in cz]
+
+
 def _hess(b: Any, th: Vec, z: Vec) -> Mat:
     """beta^2 sigma'(beta <theta, z>) z z^T for theta, z already at the working precision."""
-    c = b * b * sigma_prime(b * mp.fsum(t * zi for t, zi in zip(th, z)))
-    cz = [c * zi for zi in z]  # (c z_i) z_j, the same products as c * z_i * z_j
-    return [[czi * zj for zj in z] for czi in cz]
+    make = mp.make_mpf
+    return [[make(v) for v in row] for row in _hess_raw(b, th, z)]
 
 
 def dpo_grad(inst: Instance, theta: Sequence[Any], x: int, y: int, yp: int, o: int, dps: int) -> Vec:
@@ -329,13 +338,16 @@ def population_hess(inst: Instance, q: Any, theta: Sequence[Any], dps: int) -> M
     with mp.workdps(dps):
         _check_theta(inst, theta)
         d, th, b = inst.d, _v(theta), mpf(inst.beta)
+        prec, rnd = mp._prec_rounding
+        mul = libmp.mpf_mul
         acc: list[list[list[Any]]] = [[[] for _ in range(d)] for _ in range(d)]
         for _x, _y, _yp, w, z in _pairs(inst, q):
-            H = _hess(b, th, z)  # dpo_hess of the pair
+            H = _hess_raw(b, th, z)  # dpo_hess of the pair (raw tuples)
+            wr = w._mpf_
             for i in range(d):
                 for j in range(d):
-                    acc[i][j].append(w * H[i][j])
-        return [[mp.fsum(a) for a in row] for row in acc]
+                    acc[i][j].append(mul(wr, H[i][j], prec, rnd))  # w * H[i][j]
+        return [[mp.make_mpf(libmp.mpf_sum(a, prec, rnd)) for a in row] for row in acc]  # mp.fsum
 
 
 def fisher(inst: Instance, q: Any, theta: Sequence[Any], dps: int) -> Mat:
