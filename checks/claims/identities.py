@@ -641,9 +641,13 @@ def directional_derivative(
         vv = [mpf(c) for c in v]
         hi = f([a + h * b for a, b in zip(th, vv)], max(20, mp.dps))
         lo = f([a - h * b for a, b in zip(th, vv)], max(20, mp.dps))
-        h2 = 2 * h  # exact (a power of 2)
-        der = [(as_mpf(a) - as_mpf(b)) / h2 for a, b in zip(hi, lo)]
-    return [+x for x in der]
+        wp, rnd = mp._prec_rounding
+        hi_r = [as_mpf(a)._mpf_ for a in hi]
+        lo_r = [as_mpf(b)._mpf_ for b in lo]
+    # (hi - lo) / (2 h) rounded to prec, on raw tuples: the difference rounded at the working
+    # precision, the division by 2 h = 2^(-prec-9) an exact shift, then +x (rounding to prec)
+    sub, shift, pos, make = libmp.mpf_sub, libmp.mpf_shift, libmp.mpf_pos, mp.make_mpf
+    return [make(pos(shift(sub(a, b, wp, rnd), prec + 9), prec, rnd)) for a, b in zip(hi_r, lo_r)]
 
 
 def _row_dots(J: list[Any], v: list[Any]) -> list[Any]:
