@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mpmath import mp, mpf
+from mpmath import libmp, mp, mpf
 
 from .errors import InvalidInput, check_dps
 from .instance import Instance
@@ -30,7 +30,7 @@ Mat = list[list[Any]]
 __all__ = [
     "sigma", "sigma_prime", "softplus", "log_sigmoid", "dot",
     "log_partition", "log_policy", "policy", "mean_feature", "feature_cov",
-    "dpo_loss", "dpo_loss_from_policy", "dpo_grad", "dpo_hess",
+    "dpo_loss", "dpo_loss_from_policy", "dpo_grad", "dpo_hess", "context_grads", "context_hessians",
     "onpolicy_pairs", "policy_pairs", "population_loss", "population_grad", "population_hess",
     "fisher", "score_outer", "pair_cov", "pair_cov_laplacian", "expected_feature_cov",
     "kl", "gibbs_objective", "gibbs_objective_closed",
@@ -163,25 +163,76 @@ def dpo_loss_from_policy(inst: Instance, theta: Sequence[Any], x: int, y: int, y
         return -log_sigmoid(o * mpf(inst.beta) * h)
 
 
+def _grad(o: int, b: Any, th: Vec, z: Vec, h: Any = None) -> Vec:
+    """-o beta sigma(-o beta h) z, h = <theta, z> (given, or computed), theta, z at the working precision."""
+    if h is None:
+        h = mp.fsum(t * zi for t, zi in zip(th, z))
+    c = -o * b * sigma(-o * b * h)
+    return [c * zi for zi in z]
+
+
+def _grads(b: Any, th: Vec, z: Vec) -> tuple[Vec, Vec]:
+    """(_grad for o = +1, for o = -1), <theta, z> computed once for both labels."""
+    h = mp.fsum(t * zi for t, zi in zip(th, z))
+    return _grad(1, b, th, z, h), _grad(-1, b, th, z, h)
+
+
+def _hess_raw(b: Any, th: Vec, z: Vec) -> list[list[Any]]:
+    """:func:`_hess` as mpmath raw tuples: the rounded products (c z_i) z_j of c * z_i * z_j."""
+    prec, rnd = mp._prec_rounding
+    mul = libmp.mpf_mul
+    c = b * b * sigma_prime(b * mp.fsum(t * zi for t, zi in zip(th, z)))
+    zr = [zi._mpf_ for zi in z]
+    cz = [mul(c._mpf_, zi, prec, rnd) for zi in zr]
+    return [[mul(czi, zj, prec, rnd) for zj in zr] for czi in cz]
+
+
+def _hess(b: Any, th: Vec, z: Vec) -> Mat:
+    """beta^2 sigma'(beta <theta, z>) z z^T for theta, z already at the working precision."""
+    make = mp.make_mpf
+    return [[make(v) for v in row] for row in _hess_raw(b, th, z)]
+
+
 def dpo_grad(inst: Instance, theta: Sequence[Any], x: int, y: int, yp: int, o: int, dps: int) -> Vec:
     r"""\nabla l = -o\beta\sigma(-o\beta\langle\theta,z\rangle) z  (E6)."""
     check_dps(dps)
     _check_label(o)
     with mp.workdps(dps):
-        z = _z(inst, x, y, yp)
-        b = mpf(inst.beta)
-        c = -o * b * sigma(-o * b * dot(_v(theta), z))
-        return [c * zi for zi in z]
+        return _grad(o, mpf(inst.beta), _v(theta), _z(inst, x, y, yp))
 
 
 def dpo_hess(inst: Instance, theta: Sequence[Any], x: int, y: int, yp: int, dps: int) -> Mat:
     r"""\nabla^2 l = \beta^2\sigma'(\beta\langle\theta,z\rangle) z z^\top  (E7, label-free)."""
     check_dps(dps)
     with mp.workdps(dps):
-        z = _z(inst, x, y, yp)
-        b = mpf(inst.beta)
-        c = b * b * sigma_prime(b * dot(_v(theta), z))
-        return [[c * zi * zj for zj in z] for zi in z]
+        return _hess(mpf(inst.beta), _v(theta), _z(inst, x, y, yp))
+
+
+def _context_z(inst: Instance, x: int) -> dict[tuple[int, int], Vec]:
+    """z = phi(x, y) - phi(x, y') for every ordered pair y != y' of context x (phi converted once)."""
+    ph = [_v(row) for row in inst.phi[x]]
+    K = inst.K
+    return {(y, yp): [a - c for a, c in zip(ph[y], ph[yp])] for y in range(K) for yp in range(K) if y != yp}
+
+
+def context_grads(inst: Instance, theta: Sequence[Any], x: int, dps: int) -> list[tuple[int, int, Vec, Vec]]:
+    """(y, y', grad l for o = +1, grad l for o = -1) for every ordered pair y != y' of context x:
+    the values of :func:`dpo_grad`, with theta, beta and z converted once per context."""
+    check_dps(dps)
+    _check_theta(inst, theta)
+    with mp.workdps(dps):
+        th, b = _v(theta), mpf(inst.beta)
+        return [(y, yp, *_grads(b, th, z)) for (y, yp), z in _context_z(inst, x).items()]
+
+
+def context_hessians(inst: Instance, theta: Sequence[Any], x: int, dps: int) -> list[tuple[int, int, Mat]]:
+    """(y, y', Hess l) for every ordered pair y != y' of context x: the values of :func:`dpo_hess`,
+    with theta, beta and z converted once per context."""
+    check_dps(dps)
+    _check_theta(inst, theta)
+    with mp.workdps(dps):
+        th, b = _v(theta), mpf(inst.beta)
+        return [(y, yp, _hess(b, th, z)) for (y, yp), z in _context_z(inst, x).items()]
 
 
 # ---------------------------------------------------------------- samplers
@@ -206,13 +257,41 @@ def _pairs(inst: Instance, q: Any) -> Any:
     """Yield (x, y, y', weight rho(x) q(y,y'|x), z) over pairs with y != y' (z = 0 adds nothing)."""
     for x in range(inst.m):
         rx = mpf(inst.rho[x])
+        ph = [_v(row) for row in inst.phi[x]]  # phi(x, .) converted once; z as in _z
         for y in range(inst.K):
             for yp in range(inst.K):
                 if y == yp:
                     continue
                 w = rx * mpf(q[x][y][yp])
                 if w != 0:
-                    yield x, y, yp, w, _z(inst, x, y, yp)
+                    yield x, y, yp, w, [a - c for a, c in zip(ph[y], ph[yp])]
+
+
+class _OuterSums:
+    """d x d sums of rounded products (s u_i) v_j, kept as mpmath raw tuples (libmp).
+
+    ``add(s, u, v)`` appends the products of ``s * u[i] * v[j]`` (Python's left-to-right order: s u_i
+    rounded, then times v_j rounded) and ``total(i, j)`` is ``mp.fsum`` of entry (i, j)'s products:
+    the same values bit for bit, without an mpf object per product. Create and use inside the
+    ``mp.workdps`` of the computation.
+    """
+
+    def __init__(self, d: int, upper: bool = False) -> None:
+        self.d, self.upper = d, upper
+        self.prec, self.rnd = mp._prec_rounding
+        self.acc: list[list[list[Any]]] = [[[] for _ in range(d)] for _ in range(d)]
+
+    def add(self, s: Any, u: Vec, v: Vec) -> None:
+        mul, prec, rnd, sr = libmp.mpf_mul, self.prec, self.rnd, s._mpf_
+        vr = [x._mpf_ for x in v]
+        for i in range(self.d):
+            su = mul(sr, u[i]._mpf_, prec, rnd)
+            row = self.acc[i]
+            for j in range(i if self.upper else 0, self.d):
+                row[j].append(mul(su, vr[j], prec, rnd))
+
+    def total(self, i: int, j: int) -> Any:
+        return mp.make_mpf(libmp.mpf_sum(self.acc[i][j], self.prec, self.rnd))
 
 
 def _theta_star(inst: Instance) -> Vec:
@@ -240,13 +319,13 @@ def population_grad(inst: Instance, q: Any, theta: Sequence[Any], dps: int) -> V
     check_dps(dps)
     _check_q(inst, q)
     with mp.workdps(dps):
-        ts, b = _theta_star(inst), mpf(inst.beta)
+        _check_theta(inst, theta)
+        th, ts, b = _v(theta), _theta_star(inst), mpf(inst.beta)
         acc: list[list[Any]] = [[] for _ in range(inst.d)]
-        for x, y, yp, w, z in _pairs(inst, q):
+        for _x, _y, _yp, w, z in _pairs(inst, q):
             hs = dot(ts, z)
             p, pc = sigma(b * hs), sigma(-b * hs)  # pc = 1 - p without cancellation
-            gp = dpo_grad(inst, theta, x, y, yp, 1, dps)
-            gm = dpo_grad(inst, theta, x, y, yp, -1, dps)
+            gp, gm = _grads(b, th, z)  # dpo_grad for o = +1, -1
             for j in range(inst.d):
                 acc[j].append(w * (p * gp[j] + pc * gm[j]))
         return [mp.fsum(a) for a in acc]
@@ -257,14 +336,18 @@ def population_hess(inst: Instance, q: Any, theta: Sequence[Any], dps: int) -> M
     check_dps(dps)
     _check_q(inst, q)
     with mp.workdps(dps):
-        d = inst.d
+        _check_theta(inst, theta)
+        d, th, b = inst.d, _v(theta), mpf(inst.beta)
+        prec, rnd = mp._prec_rounding
+        mul = libmp.mpf_mul
         acc: list[list[list[Any]]] = [[[] for _ in range(d)] for _ in range(d)]
-        for x, y, yp, w, _z_ in _pairs(inst, q):  # noqa: B007 - the indices select the pair
-            H = dpo_hess(inst, theta, x, y, yp, dps)
+        for _x, _y, _yp, w, z in _pairs(inst, q):
+            H = _hess_raw(b, th, z)  # dpo_hess of the pair (raw tuples)
+            wr = w._mpf_
             for i in range(d):
                 for j in range(d):
-                    acc[i][j].append(w * H[i][j])
-        return [[mp.fsum(a) for a in row] for row in acc]
+                    acc[i][j].append(mul(wr, H[i][j], prec, rnd))  # w * H[i][j]
+        return [[mp.make_mpf(libmp.mpf_sum(a, prec, rnd)) for a in row] for row in acc]  # mp.fsum
 
 
 def fisher(inst: Instance, q: Any, theta: Sequence[Any], dps: int) -> Mat:
@@ -273,14 +356,10 @@ def fisher(inst: Instance, q: Any, theta: Sequence[Any], dps: int) -> Mat:
     _check_q(inst, q)
     with mp.workdps(dps):
         th, b, d = _v(theta), mpf(inst.beta), inst.d
-        acc: list[list[list[Any]]] = [[[] for _ in range(d)] for _ in range(d)]
+        acc = _OuterSums(d, upper=True)
         for _, _, _, w, z in _pairs(inst, q):
-            c = w * sigma_prime(b * dot(th, z))
-            for i in range(d):
-                for j in range(i, d):
-                    acc[i][j].append(c * z[i] * z[j])
-        out = [[b * b * mp.fsum(acc[min(i, j)][max(i, j)]) for j in range(d)] for i in range(d)]
-        return out
+            acc.add(w * sigma_prime(b * dot(th, z)), z, z)  # c * z[i] * z[j], j >= i
+        return [[b * b * acc.total(min(i, j), max(i, j)) for j in range(d)] for i in range(d)]
 
 
 def score_outer(inst: Instance, q: Any, theta: Sequence[Any], dps: int) -> Mat:
@@ -288,16 +367,15 @@ def score_outer(inst: Instance, q: Any, theta: Sequence[Any], dps: int) -> Mat:
     check_dps(dps)
     _check_q(inst, q)
     with mp.workdps(dps):
-        ts, b, d = _theta_star(inst), mpf(inst.beta), inst.d
-        acc: list[list[list[Any]]] = [[[] for _ in range(d)] for _ in range(d)]
-        for x, y, yp, w, z in _pairs(inst, q):
+        _check_theta(inst, theta)
+        th, ts, b, d = _v(theta), _theta_star(inst), mpf(inst.beta), inst.d
+        acc = _OuterSums(d)
+        for _x, _y, _yp, w, z in _pairs(inst, q):
             hs = dot(ts, z)
-            for o, po in ((1, sigma(b * hs)), (-1, sigma(-b * hs))):  # P(o) = sigma(o beta h*), no 1 - p
-                g = dpo_grad(inst, theta, x, y, yp, o, dps)
-                for i in range(d):
-                    for j in range(d):
-                        acc[i][j].append(w * po * g[i] * g[j])
-        return [[mp.fsum(a) for a in row] for row in acc]
+            grads = _grads(b, th, z)  # dpo_grad of the pair for o = +1, -1
+            for g, po in ((grads[0], sigma(b * hs)), (grads[1], sigma(-b * hs))):  # P(o) = sigma(o beta h*), no 1 - p
+                acc.add(w * po, g, g)  # w * po * g[i] * g[j]
+        return [[acc.total(i, j) for j in range(d)] for i in range(d)]
 
 
 def pair_cov(inst: Instance, q: Any, dps: int) -> Mat:
@@ -306,12 +384,10 @@ def pair_cov(inst: Instance, q: Any, dps: int) -> Mat:
     _check_q(inst, q)
     with mp.workdps(dps):
         d = inst.d
-        acc: list[list[list[Any]]] = [[[] for _ in range(d)] for _ in range(d)]
+        acc = _OuterSums(d)
         for _, _, _, w, z in _pairs(inst, q):
-            for i in range(d):
-                for j in range(d):
-                    acc[i][j].append(w * z[i] * z[j])
-        return [[mp.fsum(a) for a in row] for row in acc]
+            acc.add(w, z, z)  # w * z[i] * z[j]
+        return [[acc.total(i, j) for j in range(d)] for i in range(d)]
 
 
 def pair_cov_laplacian(inst: Instance, q: Any, dps: int) -> Mat:

@@ -263,6 +263,28 @@ def test_rel_err_normwise() -> None:
         rel_err([1, 2], [1], 30)
 
 
+def test_rel_err_raw_tuples_match_mpf_arithmetic() -> None:
+    """rel_err works on libmp raw tuples: the same value, bit for bit, as abs(mpf(a) - mpf(b)) and the
+    maxima in mpf arithmetic, for mixed magnitudes, signs, zeros, ints and floats, inputs carrying more
+    precision than ``dps`` (rounded first, as mpf(x) does), and non-finite values."""
+    from checks.crosscheck import _rel_err_mpf
+
+    rng = np.random.default_rng(12)
+    for _ in range(200):
+        n = int(rng.integers(0, 25))
+        with mpmath.workdps(int(rng.choice([20, 40, 90]))):
+            a = [mpf(float(rng.standard_normal())) * mpf(10) ** int(rng.integers(-30, 30)) / 3 if rng.random() > 0.2
+                 else mpf(0) for _ in range(n)]
+            b = [x * (1 + mpf(10) ** -int(rng.integers(1, 80)) * float(rng.standard_normal())) if rng.random() > 0.3
+                 else (x if rng.random() > 0.5 else -x) for x in a]
+        dps = int(rng.choice([20, 30, 60, 100]))
+        scale = [None, None, mpf(3), 0][int(rng.integers(0, 4))]
+        for u, v in ((a, b), (b, a), ([float(x) for x in a], b), (a, [int(x) for x in b])):
+            fast, ref = rel_err(u, v, dps, scale), _rel_err_mpf(u, v, dps, scale)
+            assert fast._mpf_ == ref._mpf_
+    assert mpmath.isnan(rel_err([mpmath.inf], [1], 30)) and mpmath.isinf(rel_err([mpmath.inf], [1], 30, scale=1))
+
+
 def test_digits() -> None:
     assert digits(0, 40) == 40.0
     assert digits(mpf(10) ** -10, 40) == pytest.approx(10.0)

@@ -273,6 +273,8 @@ def _mp_calls() -> list[tuple[str, Callable[[int], Any]]]:
         ("dpo_loss_from_policy", lambda p: M.dpo_loss_from_policy(inst, th, 0, 0, 1, -1, p)),
         ("dpo_grad", lambda p: M.dpo_grad(inst, th, 0, 0, 2, 1, p)),
         ("dpo_hess", lambda p: M.dpo_hess(inst, th, 1, 2, 0, p)),
+        ("context_grads", lambda p: [v for _, _, gp, gm in M.context_grads(inst, th, 1, p) for v in gp + gm]),
+        ("context_hessians", lambda p: [v for _, _, H in M.context_hessians(inst, th, 1, p) for row in H for v in row]),
         ("onpolicy_pairs", lambda p: M.onpolicy_pairs(inst, th, p)),
         ("policy_pairs", lambda p: M.policy_pairs(probs, p)),
         ("population_loss", lambda p: M.population_loss(inst, q, th, p)),
@@ -413,3 +415,17 @@ def test_fast_score_outer_at_large_bt_margin() -> None:
     with mpmath.workdps(60):
         truth = float(M.population_loss(inst, q.tolist(), inst.theta_star.tolist(), 60))
     assert fast.population_loss(inst, q, inst.theta_star) == pytest.approx(truth, rel=1e-12, abs=0)
+
+
+def test_context_grads_and_hessians_are_the_per_pair_values() -> None:
+    """M.context_grads / context_hessians convert z once per pair: the same values, bit for bit, as
+    dpo_grad / dpo_hess (and a wrong label sign would show)."""
+    inst = generate("generic", 5, m=2, K=4, d=3)
+    th = [0.3, -0.7, 1.1]
+    for x in range(inst.m):
+        grads, hess = M.context_grads(inst, th, x, 40), M.context_hessians(inst, th, x, 40)
+        assert [(y, yp) for y, yp, _, _ in grads] == [(y, yp) for y in range(4) for yp in range(4) if y != yp]
+        for (y, yp, gp, gm), (_, _, H) in zip(grads, hess):
+            assert gp == M.dpo_grad(inst, th, x, y, yp, 1, 40) and gm == M.dpo_grad(inst, th, x, y, yp, -1, 40)
+            assert gp != gm
+            assert H == M.dpo_hess(inst, th, x, y, yp, 40)

@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-from mpmath import mp, mpf
+from mpmath import libmp, mp, mpf
 
 from proofs_numeric import fast
 from proofs_numeric import mp as M
@@ -31,7 +31,7 @@ from theory.compiled import compiled
 from theory.derivation import Derivation, context_args, flatten_values
 from theory.symbols import context_symbols
 
-from ..allsizes_eval import closed_forms, context_values, evaluate, evaluate_pairs
+from ..allsizes_eval import as_mpf, closed_forms, context_values, evaluate, evaluate_pairs
 from ..allsizes_proof import gate
 from ..crosscheck import (
     IdentitySpec,
@@ -155,7 +155,7 @@ def allsizes_side(
                         for yp in range(K):
                             if y != yp:
                                 for blk in blocks:
-                                    cv.extend(mpf(e) for e in blk[y, yp].ravel())
+                                    cv.extend(as_mpf(e) for e in blk[y, yp].ravel())
                 else:
                     cv = evaluate(cfs[0], vals, shape, K, d)
                 if reduce == "concat":
@@ -279,7 +279,13 @@ def _e5_float(inst: Instance, theta: np.ndarray) -> list[float]:
 
 
 def _e6_numeric(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
-    return [g for x, y, yp, o in _pairs_labels(inst) for g in M.dpo_grad(inst, theta, x, y, yp, o, dps)]
+    """M.dpo_grad for every pair and label o = +1, -1 (M.context_grads: z and <theta, z> once per pair)."""
+    out: list[Any] = []
+    for x in range(inst.m):
+        for _y, _yp, gp, gm in M.context_grads(inst, theta, x, dps):
+            out.extend(gp)
+            out.extend(gm)
+    return out
 
 
 def _e6_float(inst: Instance, theta: np.ndarray) -> np.ndarray:
@@ -295,12 +301,10 @@ def _e7_numeric(inst: Instance, theta: Sequence[Any], dps: int) -> list[Any]:
     """M.dpo_hess per pair, repeated for o = +1, -1 (the Hessian is label-free: computed once per pair)."""
     out: list[Any] = []
     for x in range(inst.m):
-        for y in range(inst.K):
-            for yp in range(inst.K):
-                if y != yp:
-                    h = _flat(M.dpo_hess(inst, theta, x, y, yp, dps))
-                    out.extend(h)
-                    out.extend(h)
+        for _y, _yp, H in M.context_hessians(inst, theta, x, dps):
+            h = _flat(H)
+            out.extend(h)
+            out.extend(h)
     return out
 
 
@@ -638,8 +642,23 @@ def directional_derivative(
         vv = [mpf(c) for c in v]
         hi = f([a + h * b for a, b in zip(th, vv)], max(20, mp.dps))
         lo = f([a - h * b for a, b in zip(th, vv)], max(20, mp.dps))
-        der = [(mpf(a) - mpf(b)) / (2 * h) for a, b in zip(hi, lo)]
-    return [+x for x in der]
+        wp, rnd = mp._prec_rounding
+        hi_r = [as_mpf(a)._mpf_ for a in hi]
+        lo_r = [as_mpf(b)._mpf_ for b in lo]
+    # (hi - lo) / (2 h) rounded to prec, on raw tuples: the difference rounded at the working
+    # precision, the division by 2 h = 2^(-prec-9) an exact shift, then +x (rounding to prec)
+    sub, shift, pos, make = libmp.mpf_sub, libmp.mpf_shift, libmp.mpf_pos, mp.make_mpf
+    return [make(pos(shift(sub(a, b, wp, rnd), prec + 9), prec, rnd)) for a, b in zip(hi_r, lo_r)]
+
+
+def _row_dots(J: list[Any], v: list[Any]) -> list[Any]:
+    """J v for a flat row-major J (raw mpf tuples, rows of len(v)): per row ``mp.fsum(J[k, j] * v[j])``,
+    the same rounded products and the same exactly-summed, once-rounded total, done in mpmath's
+    libmp on raw tuples (184 000 rows of 8 for E7 at W1). Call inside ``mp.workdps``."""
+    prec, rnd = mp._prec_rounding
+    mul, msum, make = libmp.mpf_mul, libmp.mpf_sum, mp.make_mpf
+    d = len(v)
+    return [make(msum([mul(J[k + j], v[j], prec, rnd) for j in range(d)], prec, rnd, False)) for k in range(0, len(J), d)]
 
 
 def fd_directional(
@@ -664,11 +683,12 @@ def fd_directional(
         fdv: list[Any] = []
         an: list[Any] = []
         with mp.workdps(dps):
+            Jm = [as_mpf(v)._mpf_ for v in J]  # mpf(J[.]) at this precision, without copies
             for _ in range(directions):
                 u = rng.standard_normal(d)
                 vm = [mpf(float(c)) for c in u / np.linalg.norm(u)]
                 fdv.extend(directional_derivative(lambda t, p: f(inst, t, p), base, vm))
-                an.extend(mp.fsum(mpf(J[k * d + j]) * vm[j] for j in range(d)) for k in range(len(J) // d))
+                an.extend(_row_dots(Jm, [c._mpf_ for c in vm]))
         return fdv, an
 
     return fd
