@@ -708,12 +708,17 @@ def pair_cov_enclosure(ctx: FloatCtx, pol: PolicyIv) -> FloatSym | None:
         c = float(up(2.0 * gamma(3)))  # the two roundings (relative), with the slack of a_y a_y'
         a = np.asarray(up(a * 1.01))
         tau = float(up(8.0 * ETA * max(1.0, float(rho.max(initial=0.0)))))
-    W = WeightModel(np.asarray(Wm), a, c, tau)
+    return _gram_of_model(ctx, pol, None, WeightModel(np.asarray(Wm), a, c, tau))
+
+
+def _gram_of_model(ctx: FloatCtx, pol: PolicyIv, sp: Any, W: WeightModel) -> FloatSym | None:
+    """The certified Gram enclosure for the weight model W (None when W's radii are out of the tier's range:
+    the caller escalates), re-checked end to end in Arb when :data:`RECHECK_ENV` is set."""
     if not W.ok():
         return None
     res = laplacian_gram(ctx, W)
     if _recheck_on():
-        _recheck_end_to_end(ctx, pol, None, res)
+        _recheck_end_to_end(ctx, pol, sp, res)
     return res
 
 
@@ -781,13 +786,7 @@ def fisher_enclosure(ctx: FloatCtx, pol: PolicyIv, sp: SigmaPrime | None) -> Flo
         a = np.asarray(up(up(ap + ew) * 1.02))
         c = float(up(gamma(12) * 1.02))
         tau = float(up(16.0 * ETA * max(1.0, float(sc.max(initial=0.0)))))
-    W = WeightModel(np.asarray(Wm), a, c, tau)
-    if not W.ok():
-        return None
-    res = laplacian_gram(ctx, W)
-    if _recheck_on():
-        _recheck_end_to_end(ctx, pol, sp, res)
-    return res
+    return _gram_of_model(ctx, pol, sp, WeightModel(np.asarray(Wm), a, c, tau))
 
 
 @_quiet

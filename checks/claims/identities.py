@@ -80,6 +80,19 @@ def _q_fast(kind: str, inst: Instance, theta: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------- theory evaluator
+def _combine_contexts(inst: Instance, per_context: Callable[[int], list[Any]], reduce: str) -> list[Any]:
+    """The values of every context ``x`` (``per_context(x)``), concatenated (``reduce="concat"``) or summed
+    with the context weights rho(x) (``"sum"``). Call inside ``mp.workdps``."""
+    if reduce == "concat":
+        return [v for x in range(inst.m) for v in per_context(x)]
+    acc: list[Any] | None = None
+    for x in range(inst.m):
+        w = mpf(inst.rho[x])
+        vals = per_context(x)
+        acc = [w * v for v in vals] if acc is None else [a + w * v for a, v in zip(acc, vals)]
+    return list(acc or [])
+
+
 def theory_side(
     factory: Factory,
     which: str,
@@ -98,19 +111,14 @@ def theory_side(
         with mp.workdps(dps):
             th = [mpf(t) for t in theta]
             ts = [mpf(t) for t in inst.theta_star]
-            out: list[Any] = []
-            acc: list[Any] | None = None
-            for x in range(inst.m):
+
+            def one(x: int) -> list[Any]:
                 phi = [[mpf(v) for v in row] for row in inst.phi[x]]
                 p = [mpf(v) for v in inst.pi_ref[x]]
                 args = context_args(cs, th, ts, phi, p, mpf(inst.beta), qq[x] if qq is not None else None)
-                vals = [mpf(v) for v in flatten_values(fn(*args))]
-                if reduce == "concat":
-                    out.extend(vals)
-                else:
-                    w = mpf(inst.rho[x])
-                    acc = [w * v for v in vals] if acc is None else [a + w * v for a, v in zip(acc, vals)]
-            return out if reduce == "concat" else list(acc or [])
+                return [mpf(v) for v in flatten_values(fn(*args))]
+
+            return _combine_contexts(inst, one, reduce)
 
     return side
 
@@ -137,9 +145,8 @@ def allsizes_side(
         qq = q(inst, theta, dps) if q is not None else None
         K, d = inst.K, inst.d
         with mp.workdps(dps):
-            out: list[Any] = []
-            acc: list[Any] | None = None
-            for x in range(inst.m):
+
+            def one(x: int) -> list[Any]:
                 vals = context_values(inst, x, theta, qq[x] if qq is not None else None)
                 if pairs:
                     # o = +1, -1 (E7's two closed forms are the same expression: evaluated once)
@@ -158,12 +165,9 @@ def allsizes_side(
                                     cv.extend(as_mpf(e) for e in blk[y, yp].ravel())
                 else:
                     cv = evaluate(cfs[0], vals, shape, K, d)
-                if reduce == "concat":
-                    out.extend(cv)
-                else:
-                    w = mpf(inst.rho[x])
-                    acc = [w * v for v in cv] if acc is None else [a + w * v for a, v in zip(acc, cv)]
-            return out if reduce == "concat" else list(acc or [])
+                return cv
+
+            return _combine_contexts(inst, one, reduce)
 
     return side
 
